@@ -1,0 +1,3 @@
+"""momentloc: natural-language moment localization (temporal sentence grounding)."""
+
+__version__ = "0.1.0"

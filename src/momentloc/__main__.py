@@ -1,0 +1,5 @@
+import sys
+
+from momentloc.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The ``momentloc`` command line."""

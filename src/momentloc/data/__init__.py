@@ -1,0 +1,1 @@
+"""Annotation records, readers, feature stores, text and batching."""

@@ -1,0 +1,93 @@
+"""The one normalized record every reader produces, and its JSONL form.
+
+Example record (JSONL line)::
+
+    {"query_id": "charades:test:12", "video_id": "3MSZA", "duration": 33.67,
+     "query": "person turn a light on", "span": [24.3, 30.4],
+     "annotator_spans": [], "split": "test"}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from momentloc.errors import DataError
+
+Span = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class MomentRecord:
+    """One (video, query, moment) sample.
+
+    Attributes:
+        query_id: unique within the dataset.
+        video_id: key of the video in the feature store (after the card's id mapping).
+        duration: video duration in seconds (> 0).
+        query: the sentence, as written in the annotation file (stripped).
+        span: target moment (start, end) in seconds, 0 <= start <= end <= duration.
+        annotator_spans: every annotator's moment where there are several (DiDeMo,
+            QVHighlights windows), else empty. ``span`` is the one trained on.
+        split: split name the record was read from.
+    """
+
+    query_id: str
+    video_id: str
+    duration: float
+    query: str
+    span: Span
+    annotator_spans: tuple[Span, ...] = field(default_factory=tuple)
+    split: str = ""
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["span"] = list(self.span)
+        d["annotator_spans"] = [list(s) for s in self.annotator_spans]
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "MomentRecord":
+        return cls(
+            query_id=str(d["query_id"]),
+            video_id=str(d["video_id"]),
+            duration=float(d["duration"]),
+            query=str(d["query"]),
+            span=(float(d["span"][0]), float(d["span"][1])),
+            annotator_spans=tuple((float(s), float(e)) for s, e in d.get("annotator_spans", [])),
+            split=str(d.get("split", "")),
+        )
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_records(path: str | os.PathLike, records: Iterable[MomentRecord]) -> None:
+    """Write records as JSONL (atomically)."""
+    atomic_write_text(path, "".join(json.dumps(r.to_json()) + "\n" for r in records))
+
+
+def read_records(path: str | os.PathLike) -> list[MomentRecord]:
+    """Read records written by :func:`write_records`."""
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(MomentRecord.from_json(json.loads(line)))
+            except (ValueError, KeyError, TypeError, IndexError) as e:
+                raise DataError(f"not a moment record ({e})", path=str(path), line=i) from e
+    return out
