@@ -39,8 +39,8 @@ Format = Literal["charades_sta", "activitynet", "tacos", "didemo", "qvhighlights
 
 @dataclass(frozen=True)
 class SplitFiles:
-    """Files of one split. ``durations`` is needed by Charades-STA only (Charades_v1_*.csv or
-    charades.json)."""
+    """Files of one split. ``durations`` is needed by Charades-STA (Charades_v1_*.csv or
+    charades.json) and optional for DiDeMo (exact video lengths instead of 5 s per segment)."""
 
     annotations: str
     durations: str | None = None

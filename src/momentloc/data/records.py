@@ -2,8 +2,8 @@
 
 Example record (JSONL line)::
 
-    {"query_id": "charades:test:12", "video_id": "3MSZA", "duration": 33.67,
-     "query": "person turn a light on", "span": [24.3, 30.4],
+    {"query_id": "test:12", "video_id": "3MSZA", "duration": 33.67,
+     "query": "person turn a light on.", "span": [24.3, 30.4],
      "annotator_spans": [], "split": "test"}
 """
 
@@ -26,9 +26,10 @@ class MomentRecord:
 
     Attributes:
         query_id: unique within the dataset.
-        video_id: key of the video in the feature store (after the card's id mapping).
+        video_id: the video's id as the annotation file writes it (the card's
+            ``features.key_template`` maps it to the feature store's key).
         duration: video duration in seconds (> 0).
-        query: the sentence, as written in the annotation file (stripped).
+        query: the sentence as written in the annotation file (whitespace collapsed).
         span: target moment (start, end) in seconds, 0 <= start <= end <= duration.
         annotator_spans: every annotator's moment where there are several (DiDeMo,
             QVHighlights windows), else empty. ``span`` is the one trained on.
