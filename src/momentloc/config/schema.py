@@ -43,6 +43,10 @@ class DataConfig:
         on_bad_input: ``error`` stops at the first bad item; ``skip`` drops it and logs it.
         num_workers: DataLoader worker processes (0 = load in the main process).
         cache_features: keep resampled features of each video in memory once read.
+        feature_dim: the clip feature dimension the preset was written for (the card's
+            ``features.dim``, before PCA); training refuses a dataset whose features differ, so a
+            model is never fed features of another kind. 0 accepts any. ``momentloc bench`` uses
+            it as the input width.
     """
 
     dataset: str = "charades-sta"
@@ -60,6 +64,7 @@ class DataConfig:
     on_bad_input: Literal["error", "skip"] = "error"
     num_workers: int = 0
     cache_features: bool = True
+    feature_dim: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""``momentloc evaluate``: score a trained run (or a saved predictions file)."""
+
+from __future__ import annotations
+
+import argparse
+
+from momentloc.cli.common import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="evaluate a trained run on a split, beside the prior baseline",
+        description="Run a trained model over a split, write predictions_<split>.jsonl and metrics.json "
+                    "into the run directory and print the metrics table beside the prior baseline. "
+                    "With --predictions, score a saved predictions file with the run's protocol.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--split", help="split name (default: the dataset card's test role)")
+    p.add_argument("--checkpoint", default="best", help="best, last, or a .pt file (default best)")
+    p.add_argument("--predictions", metavar="FILE", help="score this predictions JSONL instead of running the model")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from momentloc.cli.results import results_table
+    from momentloc.engine.evaluator import score_lines
+    from momentloc.engine.inference import evaluate_run
+    from momentloc.engine.predictions import read_predictions
+    from momentloc.engine.runs import load_run
+
+    cfg, card = load_run(args.run_dir)
+    if args.predictions:
+        metrics = score_lines(read_predictions(args.predictions), cfg, card)
+        emit(args, {"predictions": args.predictions, "metrics": metrics},
+             results_table(args.predictions, metrics, {}, cfg, card, args.split or "-"))
+        return 0
+    out = evaluate_run(args.run_dir, args.split, args.checkpoint, args.device)
+    emit(args, out, results_table(cfg.model_name, out["metrics"], out["prior_baseline"], cfg, card,
+                                  out["split"]))
+    return 0

@@ -1,0 +1,62 @@
+"""``momentloc train``: train a registered model on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+from momentloc.cli.common import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train", help="train a model (single process, or under torchrun for DDP)",
+        description="Train a registered model. With torchrun (torchrun --nproc_per_node=N -m momentloc "
+                    "train ...) it trains with DistributedDataParallel. Writes config, dataset card, "
+                    "checkpoints, per-epoch metrics and the test predictions into --out.")
+    p.add_argument("--model", help="registered model name (see 'momentloc train --list-models')")
+    p.add_argument("--preset", help="preset name under configs/<model>/ (e.g. charades) or a YAML file")
+    p.add_argument("--dataset", metavar="CARD|NAME", help="dataset card (dataset.yaml) or benchmark name")
+    p.add_argument("--data-root", metavar="DIR", help="directory the card's relative paths resolve against")
+    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the killed run in RUN_DIR")
+    p.add_argument("--list-models", action="store_true", help="list registered models and presets")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from momentloc.cli.results import results_table
+    from momentloc.config import list_presets, load_config
+    from momentloc.engine.runs import load_run, with_dataset
+    from momentloc.engine.trainer import Trainer
+    from momentloc.errors import ConfigError
+    from momentloc.models import list_models
+
+    if args.list_models:
+        for name in list_models():
+            print(f"{name}: {', '.join(list_presets(name)) or '(no presets)'}")
+        return 0
+    if args.resume:
+        cfg, _ = load_run(args.resume)
+        if args.overrides:
+            raise ConfigError("--set cannot change a run being resumed")
+        trainer = Trainer(cfg, args.resume, resume=True)
+    else:
+        if not (args.model and args.dataset and args.out):
+            raise ConfigError("train needs --model, --dataset and --out (or --resume RUN_DIR)")
+        cfg = load_config(args.model, args.preset, args.overrides)
+        cfg = with_dataset(cfg, args.dataset, args.data_root)
+        trainer = Trainer(cfg, args.out)
+    result = trainer.fit()
+    if not trainer.dist.is_main:
+        return 0
+    split = trainer.data.split_name("test") if result.test_metrics else "-"
+    text = (results_table(cfg.model_name, result.test_metrics, result.baseline_metrics, cfg,
+                          trainer.card, split)
+            if result.test_metrics else "no test split: nothing evaluated")
+    emit(args, {"run_dir": str(result.run_dir), "best_epoch": result.best_epoch, "split": split,
+                "metrics": result.test_metrics, "prior_baseline": result.baseline_metrics},
+         f"{text}\nrun: {result.run_dir} (best epoch {result.best_epoch})")
+    return 0

@@ -1,0 +1,146 @@
+"""The engine end to end on the tiny synthetic set: train, resume, evaluate, predict, DDP."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from momentloc.cli.main import main
+from momentloc.config import load_config
+from momentloc.engine.checkpoint import load_checkpoint
+from momentloc.engine.runs import with_dataset
+from momentloc.engine.trainer import Trainer, train
+from momentloc.errors import ConfigError
+
+FAST = ["model.hidden_dim=16", "model.lstm_hidden=16", "data.num_clips=16", "train.epochs=2",
+        "train.batch_size=32", "train.progress=false", "train.eval_batch_size=50"]
+
+
+def fast_cfg(card, extra=()):
+    return with_dataset(load_config("tan2d", "synthetic", [*FAST, *extra]), str(card), None)
+
+
+@pytest.fixture(scope="module")
+def finished_run(synth_card, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "a"
+    result = train(fast_cfg(synth_card("charades")), run)
+    return run, result
+
+
+def test_run_directory_records_itself(finished_run):
+    run, result = finished_run
+    for name in ("config.yaml", "dataset.yaml", "meta.json", "metrics.jsonl", "metrics.csv",
+                 "metrics.json", "predictions_test.jsonl", "checkpoints/last.pt",
+                 "checkpoints/best.pt", "artifacts/vocab.json"):
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["momentloc_version"] and meta["torch_version"]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all("train/loss" in r for r in rows)
+    assert result.epochs_run == 2 and set(result.test_metrics) >= {"R1@0.5", "R5@0.7", "mIoU"}
+    assert 0 < result.baseline_metrics["R1@0.5"] < 0.25
+    state = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert state["model_name"] == "tan2d" and state["epoch"] == 2
+    lines = (run / "predictions_test.jsonl").read_text().splitlines()
+    assert len(lines) == 100 and len(json.loads(lines[0])["pred_spans"]) <= 5
+
+
+def test_resume_after_kill_matches_uninterrupted(finished_run, synth_card, tmp_path, monkeypatch):
+    run_a, result_a = finished_run
+    run_b = tmp_path / "b"
+    calls = {"n": 0}
+    original = Trainer.train_epoch
+
+    def killed_in_second_epoch(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the process dies during epoch 2
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(fast_cfg(synth_card("charades")), run_b)
+    assert load_checkpoint(run_b / "checkpoints" / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(fast_cfg(synth_card("charades")), run_b)
+    result_b = train(fast_cfg(synth_card("charades")), run_b, resume=True)
+    assert result_b.test_metrics == result_a.test_metrics
+    wa = load_checkpoint(run_a / "checkpoints" / "last.pt")["model"]
+    wb = load_checkpoint(run_b / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_evaluate_and_predict_commands(finished_run, capsys):
+    run, result = finished_run
+    assert main(["evaluate", str(run), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["split"] == "test"
+    assert out["metrics"]["R1@0.5"] == pytest.approx(result.test_metrics["R1@0.5"])
+    assert "R1@0.5" in out["prior_baseline"]
+    first = json.loads((run / "predictions_test.jsonl").read_text().splitlines()[0])
+    assert main(["predict", str(run), "--video", first["video_id"], "--query", first["query"],
+                 "--top-k", "3", "--json"]) == 0
+    pred = json.loads(capsys.readouterr().out)
+    moments = pred["results"][0]["moments"]
+    assert 1 <= len(moments) <= 3
+    assert all(0 <= m["start"] <= m["end"] <= pred["duration"] + 1e-6 for m in moments)
+    # the top moment is the one evaluation ranked first for this query
+    assert moments[0]["start"] == pytest.approx(first["pred_spans"][0][0], abs=1e-4)
+    assert main(["evaluate", str(run), "--predictions", str(run / "predictions_test.jsonl"),
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["metrics"]["R1@0.5"] == pytest.approx(result.test_metrics["R1@0.5"])
+
+
+def test_bad_runs_fail_clearly(synth_card, tmp_path, capsys):
+    card = synth_card("charades")
+    with pytest.raises(ConfigError, match="1024-d features.*for 4096-d"):
+        Trainer(fast_cfg(card, ["data.feature_dim=4096"]), tmp_path / "x")
+    with pytest.raises(ConfigError, match="loss_weights names bogus"):
+        train(fast_cfg(card, ["model.loss_weights={bogus: 1.0}", "train.max_steps=1"]), tmp_path / "y")
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        Trainer(fast_cfg(card), tmp_path / "z", resume=True)
+    assert main(["train", "--model", "tan2d", "--preset", "synthetic", "--dataset", str(card),
+                 "--out", str(tmp_path / "w"), "--set", "train.epochz=1"]) == 1
+    assert "unknown key(s) 'epochz'" in capsys.readouterr().err
+    # a corrupt checkpoint names its file
+    run = tmp_path / "c"
+    train(fast_cfg(card, ["train.max_steps=1", "train.epochs=1"]), run)
+    (run / "checkpoints" / "best.pt").write_bytes(b"not a checkpoint")
+    assert main(["evaluate", str(run)]) == 1
+    assert "best.pt: not a readable checkpoint" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_gloo_matches_single_process(synth_card, finished_run, tmp_path):
+    """torchrun --nproc_per_node=2 with half the batch per process = one process, full batch."""
+    run_single, result_single = finished_run
+    card = synth_card("charades")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+           f"--master_port={_free_port()}", "--master_addr=127.0.0.1", "-m", "momentloc", "train",
+           "--model", "tan2d", "--preset", "synthetic", "--dataset", str(card),
+           "--out", str(tmp_path / "ddp"), "--json",
+           *[a for kv in FAST for a in ("--set", kv)], "--set", "train.batch_size=16",
+           "--set", "train.device=cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
+    wa = load_checkpoint(run_single / "checkpoints" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "last.pt")["model"]
+    for k in wa:
+        assert torch.allclose(wa[k], wb[k], atol=1e-4, rtol=1e-3), k
+    for k, v in result_single.test_metrics.items():
+        assert ddp["metrics"][k] == pytest.approx(v, abs=0.02), k
