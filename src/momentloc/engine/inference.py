@@ -98,6 +98,15 @@ class Predictor:
     def dataset_card(self) -> DatasetCard:
         return self.card
 
+    def video_features(self, path: str | Path, **overrides) -> tuple[np.ndarray, float]:
+        """``(features (M, D), duration)`` of a video file, extracted with the extractor the
+        run's dataset card records (``momentloc.video``); ``overrides`` such as ``model`` (a
+        CLIP checkpoint that moved) may not change what the extractor is."""
+        from momentloc.video.extract import features_for_video
+
+        got = features_for_video(self.card, path, **overrides)
+        return got.features, got.duration
+
     def localize(self, features: np.ndarray, duration: float, queries: list[str], top_k: int = 5
                  ) -> list[list[Moment]]:
         """Ranked moments (seconds) for each query in one video.

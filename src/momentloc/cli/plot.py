@@ -1,0 +1,36 @@
+"""``momentloc plot``: a run's figures as PNG files."""
+
+from __future__ import annotations
+
+import argparse
+
+from momentloc.cli.common import add_json_flag, emit
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "plot", help="write a run's figures (curves, timelines, IoU, attention) as PNGs",
+        description="Training curves (metrics.jsonl), timelines of the best and worst queries and "
+                    "IoU / moment-length analyses (predictions_<split>.jsonl), and the model's "
+                    "attention maps on a few test queries, written as PNG files. Needs the viz "
+                    "extra (matplotlib).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="DIR", help="output directory (default RUN_DIR/figures)")
+    p.add_argument("--split", help="predictions split (default: the one metrics.json names)")
+    p.add_argument("--queries", type=int, default=6, metavar="N",
+                   help="queries drawn as timelines: half best, half worst (default 6)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="do not load the model for attention maps")
+    p.add_argument("--device", default="cpu")
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from momentloc.viz.run import plot_run
+
+    paths = plot_run(args.run_dir, args.out, split=args.split, num_queries=args.queries,
+                     attention=not args.no_attention, device=args.device)
+    emit(args, {"figures": [str(p) for p in paths]},
+         "\n".join(str(p) for p in paths) or "nothing to plot")
+    return 0

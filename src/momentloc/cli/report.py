@@ -1,0 +1,31 @@
+"""``momentloc report``: one self-contained HTML page about a run."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="write a self-contained HTML report of a run",
+        description="Configuration, the dataset card's feature description, metrics beside the "
+                    "prior baseline, figures (embedded PNG) and the best and worst queries, in one HTML "
+                    "file with no external assets. Needs the viz extra (matplotlib).")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE.html", help="output file (default RUN_DIR/report.html)")
+    p.add_argument("--split", help="predictions split (default: the one metrics.json names)")
+    p.add_argument("--queries", type=int, default=10, metavar="N",
+                   help="best and worst queries listed (N each, default 10)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="do not load the model for attention maps")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from momentloc.viz.report import write_report
+
+    path = write_report(args.run_dir, args.out, split=args.split, num_queries=args.queries,
+                        attention=not args.no_attention, device=args.device)
+    print(path)
+    return 0
