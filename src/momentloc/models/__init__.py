@@ -1,10 +1,9 @@
-"""Model families. Importing this package registers every model."""
+"""Model families. Families register themselves when imported; ``list_models`` and
+``create_model`` import them on first use (see ``registry.FAMILIES``), so heads and layers may
+import ``momentloc.models.base`` without import cycles."""
 
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
-from momentloc.models.registry import create_model, list_models, register_model
+from momentloc.models.registry import FAMILIES, create_model, list_models, register_model
 
-# Families (each module registers its models on import).
-from momentloc.models import tan2d  # noqa: E402,F401
-
-__all__ = ["Candidates", "GroundingModel", "ModelContext", "create_model", "list_models",
-           "register_model"]
+__all__ = ["FAMILIES", "Candidates", "GroundingModel", "ModelContext", "create_model",
+           "list_models", "register_model"]

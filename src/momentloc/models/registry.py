@@ -18,6 +18,9 @@ class _Entry:
 
 _REGISTRY: dict[str, _Entry] = {}
 
+# Modules under momentloc.models that register models when imported.
+FAMILIES = ("tan2d", "lgn", "csmgan", "fian", "cimha", "cma")
+
 
 def register_model(name: str, config_cls: type[ModelConfig]):
     """Register ``builder(cfg: config_cls, ctx: ModelContext) -> GroundingModel`` as ``name``."""
@@ -34,7 +37,14 @@ def register_model(name: str, config_cls: type[ModelConfig]):
 
 
 def _ensure_loaded() -> None:
-    import momentloc.models  # noqa: F401  (imports every family, which registers them)
+    import importlib
+
+    for family in FAMILIES:
+        try:
+            importlib.import_module(f"momentloc.models.{family}")
+        except ModuleNotFoundError as e:
+            if e.name != f"momentloc.models.{family}":
+                raise
 
 
 def list_models(pattern: str = "*") -> list[str]:

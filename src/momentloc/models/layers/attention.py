@@ -19,7 +19,9 @@ class MultiHeadAttention(nn.Module):
         dropout: on the attention weights. bias: on the projections.
     Forward:
         query ``(B, n, d)``, key ``(B, m, dk_in)``, value ``(B, m, dv_in)`` (default key),
-        key_mask ``(B, m)`` bool (True = attend), query_mask ``(B, n)`` (zeroes padded rows).
+        key_mask ``(B, m)`` bool (True = attend), query_mask ``(B, n)`` (zeroes padded rows),
+        attn_mask ``(n, m)`` or ``(B, n, m)`` bool (True = attend; e.g. a local window),
+        combined with key_mask.
     Returns:
         ``out (B, n, d)`` and ``weights (B, h, n, m)``.
     """
@@ -42,14 +44,17 @@ class MultiHeadAttention(nn.Module):
         return x.view(b, n, self.num_heads, self.head_dim).transpose(1, 2)   # (B, h, n, dh)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None, query_mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                key_mask: torch.Tensor | None = None, query_mask: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         value = key if value is None else value
         q = self._split(self.q_proj(query))
         k = self._split(self.k_proj(key))
         v = self._split(self.v_proj(value))
         logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)        # (B, h, n, m)
         mask = None if key_mask is None else key_mask[:, None, None, :]
+        if attn_mask is not None:
+            pair = attn_mask[None, None] if attn_mask.dim() == 2 else attn_mask[:, None]
+            mask = pair if mask is None else mask & pair
         weights = masked_softmax(logits, mask, dim=-1)
         out = self.dropout(weights) @ v                                      # (B, h, n, dh)
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], -1)
