@@ -309,7 +309,7 @@ SMALL = ["model.hidden_dim=4", "model.lstm_hidden=4", "model.lstm_layers=1", "mo
 
 def test_presets_encode_the_paper_settings():
     presets = set(list_presets("lgn"))
-    assert set(PAPER) | set(ABLATIONS) | {"activitynet", "synthetic"} <= presets
+    assert set(PAPER) | set(ABLATIONS) | {"activitynet", "synthetic", "synthetic_tacos"} <= presets
     for name, (n, _, k, layers, nms, ious, dim) in PAPER.items():
         cfg = load_config("lgn", name)
         m = cfg.model
@@ -386,7 +386,8 @@ def test_learns_the_synthetic_benchmark(synth_card, tmp_path):
     from momentloc.engine import train
 
     card = synth_card("charades", "tiny")
-    cfg = load_config("lgn", "synthetic", [f"data.dataset={card}", "train.progress=false"])
+    cfg = load_config("lgn", "synthetic", [f"data.dataset={card}", "train.progress=false",
+                                           "train.epochs=10"])          # about 45 s of CPU
     result = train(cfg, tmp_path / "run")
     got, prior = result.test_metrics, result.baseline_metrics
     assert got["R1@0.5"] > prior["R1@0.5"], (got, prior)
