@@ -144,3 +144,14 @@ def test_two_process_gloo_matches_single_process(synth_card, finished_run, tmp_p
         assert torch.allclose(wa[k], wb[k], atol=1e-4, rtol=1e-3), k
     for k, v in result_single.test_metrics.items():
         assert ddp["metrics"][k] == pytest.approx(v, abs=0.02), k
+
+
+def test_train_takes_the_dataset_from_the_preset(synth_card, tmp_path, capsys):
+    card = synth_card("charades")
+    args = ["train", "--model", "tan2d", "--preset", "synthetic", "--out", str(tmp_path / "r"),
+            "--json", *[a for kv in FAST for a in ("--set", kv)],
+            "--set", f"data.dataset={card}", "--set", "train.max_steps=1", "--set", "train.epochs=1"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["split"] == "test"
+    assert main(["train", "--dataset", str(card)]) == 1
+    assert "needs --model" in capsys.readouterr().err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from momentloc.cli.common import add_json_flag, emit
 
@@ -15,9 +17,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "checkpoints, per-epoch metrics and the test predictions into --out.")
     p.add_argument("--model", help="registered model name (see 'momentloc train --list-models')")
     p.add_argument("--preset", help="preset name under configs/<model>/ (e.g. charades) or a YAML file")
-    p.add_argument("--dataset", metavar="CARD|NAME", help="dataset card (dataset.yaml) or benchmark name")
+    p.add_argument("--dataset", metavar="CARD|NAME",
+                   help="dataset card (dataset.yaml) or benchmark name (default: the preset's data.dataset)")
     p.add_argument("--data-root", metavar="DIR", help="directory the card's relative paths resolve against")
-    p.add_argument("--out", metavar="RUN_DIR", help="run directory to create")
+    p.add_argument("--out", metavar="RUN_DIR",
+                   help="run directory to create (default: runs/<model>-<preset>-<time>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the killed run in RUN_DIR")
@@ -44,11 +48,14 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--set cannot change a run being resumed")
         trainer = Trainer(cfg, args.resume, resume=True)
     else:
-        if not (args.model and args.dataset and args.out):
-            raise ConfigError("train needs --model, --dataset and --out (or --resume RUN_DIR)")
+        if not args.model:
+            raise ConfigError("train needs --model (or --resume RUN_DIR)")
         cfg = load_config(args.model, args.preset, args.overrides)
-        cfg = with_dataset(cfg, args.dataset, args.data_root)
-        trainer = Trainer(cfg, args.out)
+        # --dataset / --data-root default to the preset's data.dataset / data.data_root.
+        cfg = with_dataset(cfg, args.dataset or cfg.data.dataset, args.data_root or cfg.data.data_root)
+        out = args.out or time.strftime(
+            f"runs/{args.model}-{Path(args.preset or 'default').stem}-%Y%m%d-%H%M%S")
+        trainer = Trainer(cfg, out)
     result = trainer.fit()
     if not trainer.dist.is_main:
         return 0
