@@ -167,6 +167,25 @@ def test_build_data_roles_context_and_artifacts(toy, tmp_path):
     assert bundle.test[1].query_ids.tolist() == [bundle.vocab.id(w) for w in words]
 
 
+def test_vocabulary_from_all_splits(toy):
+    """``vocab_from: all`` (the default) gives a test-only word with a vector its own id;
+    ``train`` drops it."""
+    glove = toy.path(toy.word_vectors)
+    sofa = np.arange(WDIM, dtype=np.float32) / 10
+    glove.write_text(glove.read_text() + "sofa " + " ".join(str(x) for x in sofa) + "\n")
+    only_train = build_data(cfg(vocab_from="train"), toy, None)
+    assert "sofa" not in only_train.vocab
+    everything = build_data(cfg(), toy, None)
+    assert "sofa" in everything.vocab and "walks" not in everything.vocab    # no vector
+    np.testing.assert_allclose(everything.word_vectors[everything.vocab.id("sofa")], sofa)
+    ids = everything.test[1].query_ids.tolist()                  # "person sits on a sofa"
+    assert ids == [everything.vocab.id(w) for w in ["person", "sits", "on", "a", "sofa"]]
+    # the training words keep their vectors
+    for w in ("person", "door"):
+        np.testing.assert_array_equal(everything.word_vectors[everything.vocab.id(w)],
+                                      only_train.word_vectors[only_train.vocab.id(w)])
+
+
 def test_artifacts_are_reused_without_glove(toy, tmp_path):
     art = tmp_path / "artifacts"
     first = build_data(cfg(pca_dim=3), toy, art)

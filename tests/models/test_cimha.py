@@ -17,15 +17,6 @@ TINY_SET = [f"model.{k}={v}" for k, v in TINY.items() if k != "video_heads"]
 CTX = ModelContext(video_dim=16, word_dim=8, num_clips=16, max_query_len=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny tensors on a few shared cores: one intra-op thread avoids oversubscription stalls.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**kw) -> CIMHA:
     torch.manual_seed(0)
     return CIMHA(CIMHAConfig(**{**TINY, **kw}), CTX)
@@ -195,20 +186,3 @@ def test_learns_planted_signal():
     prior = prior_recall1(train, test)
     got = recall1(model, test)
     assert got >= max(0.35, 2 * prior), (got, prior)
-
-
-@pytest.mark.slow
-@pytest.mark.skip(reason="CI-MHA's synthetic preset does not yet beat the prior reliably on the "
-                  "tiny set (R1@0.5 0.21-0.25 vs 0.18 over runs); tuning is open work")
-def test_learns_the_synthetic_benchmark(synth_card, tmp_path):
-    """The synthetic preset, trained by the engine, beats the prior baseline."""
-    from momentloc.engine import train
-
-    card = synth_card("charades", "tiny")
-    cfg = load_config("cimha", "synthetic", [f"data.dataset={card}"])
-    result = train(cfg, tmp_path / "run")
-    got, prior = result.test_metrics["R1@0.5"], result.baseline_metrics["R1@0.5"]
-    # 100 test queries: one query is 0.01. Untrained, the model scores about 0.07; CI-MHA
-    # learns the tiny set more slowly than the regression models (docs/models/cimha.md).
-    assert got >= prior + 0.07, (got, prior)
-    assert result.test_metrics["mIoU"] > result.baseline_metrics["mIoU"]

@@ -171,17 +171,7 @@ def planted_batch(bsz, g, steps=32, num_concepts=4, dim=16, words=5, patterns=No
                  spans=torch.stack([start, start + length], 1).float(), durations=durations)
 
 
-@pytest.fixture
-def one_thread():
-    # Tensors this small gain nothing from threads, and on a busy machine the thread pool's
-    # waiting makes each step many times slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_learns_planted_signal(one_thread):
+def test_learns_planted_signal():
     """A few hundred CPU steps (about 5 s) must clearly beat picking a random valid cell."""
     g = torch.Generator().manual_seed(0)
     patterns = (torch.randn(4, 16, generator=g), torch.randn(4, 16, generator=g))

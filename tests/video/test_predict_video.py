@@ -34,7 +34,7 @@ def test_video_features_equal_the_extracted_store(shapes_run):
     world, run_dir = shapes_run
     pred = Predictor(run_dir)
     record = load_split(pred.card, "test")[0]
-    feats, duration = pred.video_features(world / "videos" / f"{record.video_id}.mp4")
+    feats, duration = pred.extract_features(world / "videos" / f"{record.video_id}.mp4")
     stored, _ = pred.data.video_features(record.video_id)
     assert feats.shape == stored.shape and duration == pytest.approx(record.duration)
     assert abs(feats - stored).max() < 1e-5

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if args.extractor and (spec is None or not spec.extractor.startswith(args.extractor + "(")):
             raise ConfigError(f"the run's features were made by "
                               f"{spec.extractor if spec else 'nothing'}, not {args.extractor}")
-        features, duration = pred.video_features(video, model=args.model_dir, device=args.device)
+        features, duration = pred.extract_features(video, model=args.model_dir, device=args.device)
         vid = video.stem
         if args.duration is not None:
             duration = args.duration

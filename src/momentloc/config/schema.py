@@ -40,6 +40,10 @@ class DataConfig:
         max_query_len: words kept per query (longer queries are truncated).
         oov: out-of-vocabulary words: ``drop`` them, map them to a ``zero`` vector, or to a
             learned-or-zero ``unk`` id.
+        vocab_from: the queries whose words make the vocabulary: ``all`` (every split read:
+            a test word that has a pretrained vector keeps it instead of becoming out of
+            vocabulary, as in the papers' code, which looks words up in GloVe directly; no
+            moment of those splits is read for it) or ``train`` (the training split only).
         on_bad_input: ``error`` stops at the first bad item; ``skip`` drops it and logs it.
         num_workers: DataLoader worker processes (0 = load in the main process).
         cache_features: keep resampled features of each video in memory once read.
@@ -61,6 +65,7 @@ class DataConfig:
     pca_dim: int = 0
     max_query_len: int = 20
     oov: Literal["drop", "zero", "unk"] = "drop"
+    vocab_from: Literal["train", "all"] = "all"
     on_bad_input: Literal["error", "skip"] = "error"
     num_workers: int = 0
     cache_features: bool = True

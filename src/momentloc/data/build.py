@@ -217,7 +217,7 @@ def load_artifacts(directory: str | os.PathLike) -> tuple[Vocabulary, np.ndarray
     return vocab, vectors.astype(np.float32, copy=False), pca
 
 
-def _text_side(cfg: DataConfig, card: DatasetCard, train: list[MomentRecord]
+def _text_side(cfg: DataConfig, card: DatasetCard, queries: list[MomentRecord]
                ) -> tuple[Vocabulary, np.ndarray]:
     if card.word_vectors is None:
         raise ConfigError(f"dataset card {card.name!r} names no word_vectors (a GloVe text file, "
@@ -225,12 +225,12 @@ def _text_side(cfg: DataConfig, card: DatasetCard, train: list[MomentRecord]
     path = card.path(card.word_vectors)
     if not path.is_file():
         raise DataError("word-vector file not found (the card's word_vectors)", path=str(path))
-    full = Vocabulary.build(tokenize(r.query) for r in train)
+    full = Vocabulary.build(tokenize(r.query) for r in queries)
     cache = default_cache_dir() if path.stat().st_size >= _CACHE_MIN_BYTES else None
     table = load_glove(path, full.words[2:], cache_dir=cache)
     vocab, vectors = build_embeddings(full, table, cfg.oov)
     if len(vocab) <= 2:
-        raise DataError(f"no training word has a vector in {path.name}", path=str(path))
+        raise DataError(f"no query word has a vector in {path.name}", path=str(path))
     return vocab, vectors
 
 
@@ -271,7 +271,9 @@ def build_data(cfg: DataConfig, card: DatasetCard, artifacts_dir: str | os.PathL
         _check_reused(cfg, store, vectors, pca, artifacts)
         log.info("reusing vocabulary, word vectors%s from %s", " and PCA" if pca else "", artifacts)
     else:
-        vocab, vectors = _text_side(cfg, card, records["train"])
+        queries = (records["train"] if cfg.vocab_from == "train" else
+                   [r for role in ("train", "val", "test") for r in (records[role] or [])])
+        vocab, vectors = _text_side(cfg, card, queries)
         pca = None
 
     datasets = {role: GroundingDataset(recs, store, vocab, vectors, cfg, pca)

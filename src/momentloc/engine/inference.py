@@ -98,7 +98,7 @@ class Predictor:
     def dataset_card(self) -> DatasetCard:
         return self.card
 
-    def video_features(self, path: str | Path, **overrides) -> tuple[np.ndarray, float]:
+    def extract_features(self, path: str | Path, **overrides) -> tuple[np.ndarray, float]:
         """``(features (M, D), duration)`` of a video file, extracted with the extractor the
         run's dataset card records (``momentloc.video``); ``overrides`` such as ``model`` (a
         CLIP checkpoint that moved) may not change what the extractor is."""

@@ -256,7 +256,7 @@ class Trainer:
                     self._tb.add_scalar(k, v, row["epoch"])
 
     def fit(self) -> TrainResult:
-        cfg, tc = self.cfg, self.cfg.train
+        tc = self.cfg.train
         ckpt_dir = self.run_dir / "checkpoints"
         has_val = self.data.val is not None and len(self.data.val) > 0
         if not has_val and self.main and self.epoch == 0:

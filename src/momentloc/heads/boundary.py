@@ -15,15 +15,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from momentloc.models.layers import MLP, RNNEncoder
+from momentloc.models.layers.masking import NEG
 from momentloc.spans import indices_to_seconds, seconds_to_indices
-
-
-def _layers():
-    """The shared layers, imported on first use: ``momentloc.models`` imports every family and
-    the families import the heads, so a module-level import here would be circular."""
-    from momentloc.models import layers
-
-    return layers
 
 
 def axis_duration(durations: torch.Tensor, video_mask: torch.Tensor) -> torch.Tensor:
@@ -59,7 +53,7 @@ def boundary_targets(spans: torch.Tensor, durations: torch.Tensor, video_mask: t
 
 def masked_log_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``(B, T)`` log-softmax over time with padded steps left out (they get about -1e30)."""
-    return torch.log_softmax(logits.masked_fill(~mask, _layers().masking.NEG), dim=-1)
+    return torch.log_softmax(logits.masked_fill(~mask, NEG), dim=-1)
 
 
 def pair_scores(log_start: torch.Tensor, log_end: torch.Tensor, mask: torch.Tensor,
@@ -132,9 +126,8 @@ class StartEndHead(nn.Module):
 
     def __init__(self, in_dim: int, lstm_dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        rnn = _layers().RNNEncoder
-        self.start_rnn = rnn(in_dim, lstm_dim, cell="lstm")
-        self.end_rnn = rnn(lstm_dim, lstm_dim, cell="lstm")
+        self.start_rnn = RNNEncoder(in_dim, lstm_dim, cell="lstm")
+        self.end_rnn = RNNEncoder(lstm_dim, lstm_dim, cell="lstm")
         self.start_mlp = self._mlp(lstm_dim + in_dim, hidden, dropout)
         self.end_mlp = self._mlp(lstm_dim + in_dim, hidden, dropout)
 
@@ -161,7 +154,7 @@ class SegmentationHead(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.mlp = _layers().MLP([in_dim, hidden, 1], dropout=dropout)
+        self.mlp = MLP([in_dim, hidden, 1], dropout=dropout)
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
         return self.mlp(s).squeeze(-1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from momentloc.heads.boundary import _layers
+from momentloc.models.layers import MLP, masked_softmax
 
 
 class AttentionPooling(nn.Module):
@@ -32,7 +32,7 @@ class AttentionPooling(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.score(torch.tanh(self.proj(x))).squeeze(-1)          # (B, T)
-        weights = _layers().masked_softmax(logits, mask, dim=-1)
+        weights = masked_softmax(logits, mask, dim=-1)
         return torch.einsum("bt,btd->bd", weights, x), weights
 
 
@@ -45,7 +45,7 @@ class BoundaryRegressor(nn.Module):
 
     def __init__(self, dim: int, hidden: int, dropout: float = 0.0):
         super().__init__()
-        self.mlp = _layers().MLP([dim, hidden, 2], dropout=dropout)
+        self.mlp = MLP([dim, hidden, 2], dropout=dropout)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.mlp(pooled))

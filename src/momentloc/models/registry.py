@@ -39,12 +39,8 @@ def register_model(name: str, config_cls: type[ModelConfig]):
 def _ensure_loaded() -> None:
     import importlib
 
-    for family in FAMILIES:
-        try:
-            importlib.import_module(f"momentloc.models.{family}")
-        except ModuleNotFoundError as e:
-            if e.name != f"momentloc.models.{family}":
-                raise
+    for family in FAMILIES:     # each module registers its models on import
+        importlib.import_module(f"momentloc.models.{family}")
 
 
 def list_models(pattern: str = "*") -> list[str]:

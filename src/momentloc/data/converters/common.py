@@ -23,7 +23,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord
@@ -213,6 +213,26 @@ def finish(records: list[MomentRecord], path: str, policy: InputPolicy) -> list[
 
 _ID_COLUMNS = ("id", "video_id", "vid", "video")
 _DURATION_COLUMNS = ("length", "duration")
+
+
+def read_jsonl(path: str | os.PathLike, split: str, policy: InputPolicy,
+               parse: Callable[[str, int, str, str, InputPolicy], MomentRecord | None]
+               ) -> list[MomentRecord]:
+    """Records of a one-object-per-line JSON file: ``parse(path, lineno, line, split, policy)``
+    turns each non-blank line into a record (or None to skip it); a DataError it raises goes
+    to ``policy`` (error, skip or fix), and the result passes through :func:`finish`."""
+    out = []
+    for lineno, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = parse(str(path), lineno, line, split, policy)
+        except DataError as e:
+            policy.bad(e)
+            continue
+        if rec is not None:
+            out.append(rec)
+    return finish(out, str(path), policy)
 
 
 def read_durations(path: str | os.PathLike) -> dict[str, str]:

@@ -13,29 +13,15 @@ import os
 from typing import Iterable
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, get_field, integer_id, read_lines)
+    Where, check_duration, clean_query, fix_span, get_field, integer_id, read_jsonl)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
-from momentloc.errors import DataError
 
 
 def read_qvhighlights(jsonl_path: str | os.PathLike, split: str = "",
                       policy: InputPolicy | None = None) -> list[MomentRecord]:
     """Read a QVHighlights-style JSONL split. Query ids are the file's ``qid``."""
-    policy = policy or InputPolicy()
-    path = str(jsonl_path)
-    out = []
-    for lineno, line in enumerate(read_lines(jsonl_path), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = _line(path, lineno, line, split, policy)
-        except DataError as e:
-            policy.bad(e)
-            continue
-        if rec is not None:
-            out.append(rec)
-    return finish(out, path, policy)
+    return read_jsonl(jsonl_path, split, policy or InputPolicy(), _line)
 
 
 def _line(path: str, lineno: int, line: str, split: str,

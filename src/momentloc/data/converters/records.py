@@ -10,29 +10,15 @@ import json
 import os
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, get_field, read_lines)
+    Where, check_duration, clean_query, fix_span, get_field, read_jsonl)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord
-from momentloc.errors import DataError
 
 
 def read_records_split(jsonl_path: str | os.PathLike, split: str = "",
                        policy: InputPolicy | None = None) -> list[MomentRecord]:
     """Read a records JSONL file, validating each line like the benchmark readers do."""
-    policy = policy or InputPolicy()
-    path = str(jsonl_path)
-    out = []
-    for lineno, line in enumerate(read_lines(jsonl_path), 1):
-        if not line.strip():
-            continue
-        try:
-            rec = _line(path, lineno, line, split, policy)
-        except DataError as e:
-            policy.bad(e)
-            continue
-        if rec is not None:
-            out.append(rec)
-    return finish(out, path, policy)
+    return read_jsonl(jsonl_path, split, policy or InputPolicy(), _line)
 
 
 def _pairs(value, where: Where) -> list:
