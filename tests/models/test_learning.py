@@ -30,9 +30,13 @@ def _mean(metrics: dict, keys: tuple[str, ...]) -> float:
 
 
 def test_csmgan(synth_card, tmp_path):
-    got, prior = _train("csmgan", synth_card("charades", "tiny"), tmp_path / "run")
-    # lr 5e-4: the tiny set's 285 steps are enough to leave the anchor prior (seed 0: CSMGAN_V)
+    # At lr 5e-4 CSMGAN leaves the anchor prior after a few hundred steps: 25 epochs of the
+    # tiny set (about 475 steps) give R1@0.5 0.27 and mIoU 0.258 against the prior's 0.18 and
+    # 0.199 (seed 0); the preset's 15 epochs give 0.23.
+    got, prior = _train("csmgan", synth_card("charades", "tiny"), tmp_path / "run",
+                        "train.epochs=25")
     assert got["R1@0.5"] >= prior["R1@0.5"] + 0.05, (got, prior)
+    assert got["mIoU"] >= prior["mIoU"] + 0.03, (got, prior)
 
 
 def test_fian(synth_card, tmp_path):
