@@ -95,3 +95,23 @@ def train_steps(model, data: Batch, steps: int, batch_size: int = 32, lr: float 
         opt.zero_grad()
         loss.backward()
         opt.step()
+
+
+def one_step(model, batch: Batch, loss_weights: dict[str, float]) -> tuple[dict, list[str]]:
+    """One Adam step on ``batch``: ``(loss terms, names of parameters the step left unchanged)``.
+
+    Key-projection biases are left out of the second list: such a bias shifts every logit of
+    a query equally, which the softmax over keys ignores, so its gradient is zero up to
+    rounding and Adam leaves it in place.
+    """
+    terms = model.loss(model(batch), batch)
+    loss = sum(loss_weights.get(k, 1.0) * v for k, v in terms.items())
+    assert torch.isfinite(loss), terms
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    stuck = [n for n, p in model.named_parameters()
+             if torch.equal(before[n], p) and not n.endswith("k_proj.bias")]
+    return terms, stuck

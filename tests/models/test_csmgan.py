@@ -18,6 +18,7 @@ from momentloc.models.csmgan import (
 from momentloc.models.layers.position import sinusoidal_table
 from momentloc.spans import temporal_iou
 from planted_toy import make_planted, prior_recall1, train_steps
+from toy_batches import crop, padded_batch
 
 DV, DW = 12, 10
 
@@ -41,24 +42,7 @@ def tiny_cfg(**kw) -> CSMGANConfig:
 
 
 def make_batch(b=2, t=16, lq=6, seed=0, real_t=(16, 10), real_q=(6, 4)) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    vmask = torch.arange(t)[None] < torch.tensor(real_t[:b])[:, None]
-    qmask = torch.arange(lq)[None] < torch.tensor(real_q[:b])[:, None]
-    durations = 10 + 20 * torch.rand(b, generator=g)
-    spans = torch.tensor([[0.2, 0.6], [0.1, 0.5], [0.5, 0.9]])[:b] * durations[:, None]
-    return Batch(torch.randn(b, t, DV, generator=g) * vmask[..., None], vmask,
-                 torch.randn(b, lq, DW, generator=g) * qmask[..., None],
-                 torch.ones(b, lq, dtype=torch.long) * qmask, qmask, spans, durations,
-                 [{"query_id": str(i)} for i in range(b)])
-
-
-def crop(batch: Batch, i: int) -> Batch:
-    """Sample ``i`` alone, cut to its real length (no padding at all)."""
-    t, lq = int(batch.video_mask[i].sum()), int(batch.query_mask[i].sum())
-    return Batch(batch.video_feats[i:i + 1, :t], batch.video_mask[i:i + 1, :t],
-                 batch.query_feats[i:i + 1, :lq], batch.query_ids[i:i + 1, :lq],
-                 batch.query_mask[i:i + 1, :lq], batch.spans[i:i + 1], batch.durations[i:i + 1],
-                 batch.meta[i:i + 1])
+    return padded_batch(b, t, lq, DV, DW, seed, real_t, real_q)
 
 
 # ---------------------------------------------------------------- sentence encoder (eqs. 1-3)

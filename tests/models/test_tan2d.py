@@ -12,6 +12,7 @@ from momentloc.heads.map2d import cell_spans, clip_layout, iou_map
 from momentloc.models import ModelContext, create_model
 from momentloc.models.tan2d import TAN2DConfig
 from momentloc.spans import temporal_iou
+from toy_batches import batch_of_lengths
 
 TINY = TAN2DConfig(hidden_dim=16, num_clips=8, kernel_size=3, num_layers=2, lstm_layers=2,
                    lstm_hidden=16)
@@ -19,19 +20,7 @@ CTX = ModelContext(video_dim=12, word_dim=10, num_clips=16, max_query_len=6)
 
 
 def make_batch(video_lens, query_lens, steps=16, words=6, video_dim=12, word_dim=10, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    bsz = len(video_lens)
-    video_mask = torch.arange(steps)[None] < torch.tensor(video_lens)[:, None]
-    query_mask = torch.arange(words)[None] < torch.tensor(query_lens)[:, None]
-    durations = 10.0 + 20.0 * torch.rand(bsz, generator=g)
-    spans = torch.sort(torch.rand(bsz, 2, generator=g), dim=1).values * durations[:, None]
-    return Batch(
-        video_feats=torch.randn(bsz, steps, video_dim, generator=g) * video_mask[..., None],
-        video_mask=video_mask,
-        query_feats=torch.randn(bsz, words, word_dim, generator=g) * query_mask[..., None],
-        query_ids=(torch.arange(words)[None] + 2) * query_mask,
-        query_mask=query_mask, spans=spans, durations=durations,
-        meta=[{"query_id": str(i)} for i in range(bsz)])
+    return batch_of_lengths(video_lens, query_lens, steps, words, video_dim, word_dim, seed)
 
 
 def tiny_model(**changes):
