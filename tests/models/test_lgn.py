@@ -17,7 +17,7 @@ from momentloc.models.lgn import (LGN, EarlyModulation, LateGuidance, LGNConfig,
                                   fc_stack)
 from momentloc.models.tan2d import TAN2DConfig
 from momentloc.spans import temporal_iou
-from planted_toy import make_planted, prior_recall1, train_steps
+from planted_toy import make_planted, one_step, prior_recall1, train_steps
 from toy_batches import batch_of_lengths
 
 TINY = LGNConfig(hidden_dim=16, num_clips=8, kernel_size=3, num_layers=2, lstm_layers=1,
@@ -312,12 +312,11 @@ def test_every_preset_builds_and_trains_a_step(preset):
     torch.manual_seed(0)
     model = create_model("lgn", cfg.model, ctx)
     batch = make_batch([steps], [4], steps=steps, words=4, word_dim=5)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss = model.loss(model(batch), batch)["scaled_iou"]
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    assert torch.isfinite(loss)
+    # one_step checks the loss is finite. Which parameters move is not asserted: each map
+    # layer's 1 / c reweighting (2D-TAN's) shrinks the signal about tenfold, so on these
+    # 4-channel maps the 8-layer paper presets can leave every ReLU of the last layer at zero.
+    terms, _ = one_step(model, batch, cfg.model.loss_weights)
+    assert set(terms) == {"scaled_iou"}
     assert int(model.cells.sum()) == PAPER.get(preset, (0, int(model.cells.sum())))[1]
 
 
