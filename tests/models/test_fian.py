@@ -20,7 +20,7 @@ from momentloc.models.fian import (
 )
 from momentloc.spans import temporal_iou
 from planted_toy import make_planted, one_step, prior_recall1, train_steps
-from toy_batches import crop, padded_batch
+from toy_batches import check_loss_and_candidates, crop, padded_batch
 
 DV, DW, T, LQ = 12, 10, 16, 6
 
@@ -205,13 +205,7 @@ def test_forward_loss_gradients_and_candidates(variant):
     assert out["cross_attention"].shape == (2, T, LQ)
     if variant != "tgn":
         assert out["offsets"].shape == (2, k, 2)
-    terms = model.loss(out, b)
-    assert set(terms) == {"align", "boundary"} and all(torch.isfinite(v) for v in terms.values())
-    sum(terms.values()).backward()
-    assert all(p.grad is not None for p in model.parameters())
-    c = model.candidates(out, b)
-    assert c.valid.any(1).all()
-    assert (c.spans >= 0).all() and (c.spans <= b.durations[:, None, None] + 1e-4).all()
+    check_loss_and_candidates(model, out, b, {"align", "boundary"})
 
 
 def test_window_counts_follow_the_strides():

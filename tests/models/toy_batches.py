@@ -50,3 +50,15 @@ def batch_of_lengths(video_lens, query_lens, steps=16, words=6, video_dim=12, wo
         query_ids=(torch.arange(words)[None] + 2) * query_mask,
         query_mask=query_mask, spans=spans, durations=durations,
         meta=[{"query_id": str(i)} for i in range(bsz)])
+
+
+def check_loss_and_candidates(model, out: dict, batch: Batch, terms: set[str]) -> None:
+    """The loss has exactly ``terms``, all finite; backward reaches every parameter; every
+    sample has a valid candidate and all candidates lie inside ``[0, duration]``."""
+    got = model.loss(out, batch)
+    assert set(got) == terms and all(torch.isfinite(v) for v in got.values())
+    sum(got.values()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    c = model.candidates(out, batch)
+    assert c.valid.any(1).all()
+    assert (c.spans >= 0).all() and (c.spans <= batch.durations[:, None, None] + 1e-4).all()
