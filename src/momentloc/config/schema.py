@@ -131,6 +131,10 @@ class EvalConfig:
         iou_cmp: ``ge`` (hit when IoU >= m) or ``gt`` (2D-TAN code's strict >).
         top_k: predictions kept per query after NMS.
         discount: also report the discounted dR@n IoU=m.
+        protocol: ``standard`` (the knobs above), or a lineage's official procedure reproduced
+            exactly: ``tan2d`` (2D-TAN's ``core/eval.py``) or ``cmin`` (the CMIN/CSMGAN
+            ``Runner.eval_new`` + ``criteria.py``). A lineage protocol fixes decoding, NMS, IoU
+            and hit rule as its code does (see docs/models/tan2d.md, docs/models/csmgan.md).
     """
 
     iou_thresholds: tuple[float, ...] | None = None
@@ -141,6 +145,7 @@ class EvalConfig:
     iou_cmp: Literal["ge", "gt"] = "ge"
     top_k: int = 5
     discount: bool = True
+    protocol: Literal["standard", "tan2d", "cmin"] = "standard"
 
 
 @dataclass(frozen=True)
