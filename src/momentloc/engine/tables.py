@@ -12,6 +12,7 @@ A table file ``configs/tables/<name>.yaml``::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -69,11 +70,25 @@ def load_table(name: str) -> PaperTable:
     labels = [r.label for r in table.rows]
     if len(set(labels)) != len(labels):
         raise ConfigError(f"{path}: duplicate row labels")
+    seen: dict[str, str] = {}
+    for label in labels:
+        key = row_dir_name(label).lower()  # case-insensitive file systems too
+        if key in seen:
+            raise ConfigError(f"{path}: rows {seen[key]!r} and {label!r} would share the run "
+                              f"directory {row_dir_name(label)!r}; rename one")
+        seen[key] = label
     return table
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "row"
+def row_dir_name(label: str) -> str:
+    """The run directory name of a table row: the label with every character outside
+    ``[A-Za-z0-9_.-]`` replaced, plus, whenever that changed the label, the first 8 hex digits
+    of the label's SHA-1 (also when it is cut to 80 characters) so that labels differing only there ("Ours" / "Ours+") stay apart.
+    Deterministic (a rerun finds its finished rows) and safe on every file system."""
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_.") or "row"
+    if slug == label and len(slug) <= 80:
+        return slug
+    return f"{slug[:80]}-{hashlib.sha1(label.encode('utf-8')).hexdigest()[:8]}"
 
 
 def run_table(table: PaperTable, dataset: str | None, data_root: str | None, out_dir: str | Path,
@@ -95,7 +110,7 @@ def run_table(table: PaperTable, dataset: str | None, data_root: str | None, out
             continue
         cfg = load_config(row.model, row.preset, [*row.set, *overrides])
         cfg = with_dataset(cfg, dataset or table.dataset, data_root)
-        run_dir = Path(out_dir) / table.name / _slug(row.label)
+        run_dir = Path(out_dir) / table.name / row_dir_name(row.label)
         done = run_dir / "metrics.json"
         if done.is_file():
             log.info("row %r already done in %s", row.label, run_dir)
