@@ -8,10 +8,19 @@
   extractor's :class:`~momentloc.data.card.FeatureSpec`, path relative to the sidecar) and
   per-video durations, clip counts and frame sizes.
 
-It is resumable and crash-safe: each video's features first go to
-``.<out>.parts/<id>.npz`` (written to a temporary file and renamed), videos already in the
-store or in the parts directory are skipped, and the store and sidecar are each replaced
-atomically at the end. Interrupting it loses at most the video being decoded.
+It is resumable from a kill at any point: each video's features first go to
+``.<out>.parts/<id>.npz`` (written to a temporary file and renamed; each part records the
+extractor that made it), videos already in the store or in the parts directory are skipped,
+and the run ends with three steps, each atomic and each safe to repeat:
+
+1. the store is replaced by one holding its kept videos and every part;
+2. the sidecar is replaced (its per-video entries come from the old sidecar and the parts);
+3. the parts are deleted.
+
+The parts are deleted only once the sidecar describes them, so after a kill between steps 1
+and 2 of a first run (a store without its sidecar) the parts still describe every video of
+the store, and the next run finishes the job. Interrupting it loses at most the video being
+decoded, and a resumed run writes the same store and sidecar as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -103,13 +112,15 @@ class ExtractSummary:
     seconds: float = 0.0
 
 
-def _write_part(directory: Path, video_id: str, features: np.ndarray, meta: dict) -> None:
+def _write_part(directory: Path, video_id: str, features: np.ndarray, meta: dict,
+                extractor_id: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{video_id}.npz"
     tmp = directory / f".{video_id}.tmp{os.getpid()}.npz"
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, features=features, meta=np.array(json.dumps(meta)))
+            np.savez(fh, features=features, meta=np.array(json.dumps(meta)),
+                     extractor=np.array(extractor_id))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -118,29 +129,70 @@ def _write_part(directory: Path, video_id: str, features: np.ndarray, meta: dict
             tmp.unlink()
 
 
-def _read_part(path: Path) -> tuple[np.ndarray, dict] | None:
+def _read_part(path: Path) -> tuple[np.ndarray, dict, str] | None:
+    """``(features, meta, extractor id)`` of a part; None (with a warning) when it cannot be
+    read or predates the recorded extractor id, so that the video is extracted again."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return z["features"], json.loads(str(z["meta"]))
+            return z["features"], json.loads(str(z["meta"])), str(z["extractor"])
     except (OSError, ValueError, KeyError, EOFError, json.JSONDecodeError):
         log.warning("%s: unreadable partial result, extracting the video again", path)
         return None
 
 
-def _existing(out: Path, extractor: FeatureExtractor) -> tuple[set[str], dict]:
-    """Keys already in ``out`` and the sidecar's per-video entries (checking the extractor)."""
+def _read_parts(out: Path, extractor: FeatureExtractor) -> dict[str, tuple[np.ndarray, dict]]:
+    """Finished videos of an interrupted run, by id (checking that this extractor made them).
+
+    Raises:
+        ConfigError: a part was made by another extractor.
+    """
+    parts = parts_dir(out)
+    found: dict[str, tuple[np.ndarray, dict]] = {}
+    for p in sorted(parts.glob("*.npz")) if parts.is_dir() else ():
+        if p.name.startswith(".") or (r := _read_part(p)) is None:
+            continue  # a temporary file of a killed write, or an unreadable part
+        try:
+            check_same(extractor, r[2])
+        except ConfigError as e:
+            raise ConfigError(f"{p}: left by an interrupted extraction into {out.name} with "
+                              f"another extractor ({e}); choose another --out, or delete "
+                              f"{parts} to start over") from None
+        found[p.stem] = (r[0], r[1])
+    return found
+
+
+def _existing(out: Path, extractor: FeatureExtractor, parts: dict[str, tuple[np.ndarray, dict]]
+              ) -> tuple[set[str], dict]:
+    """Keys already in ``out`` and the sidecar's per-video entries (checking the extractor).
+
+    A store without its sidecar is the trace of a run killed between replacing the store and
+    writing the sidecar: accepted when the parts of that run describe every video in it.
+
+    Raises:
+        ConfigError: the store was made by another extractor, or it has no sidecar and is not
+            the store of an interrupted extraction.
+    """
     side = sidecar_path(out)
     if not out.exists():
         return set(), {}
-    if not side.is_file():
-        raise ConfigError(f"{out} exists without its sidecar {side.name}; choose another --out")
-    data = read_sidecar(side)
-    check_same(extractor, data["features"]["extractor"])
     import h5py
 
-    with h5py.File(out, "r") as f:
-        keys = set(f.keys())
-    return keys, dict(data.get("videos", {}))
+    try:
+        with h5py.File(out, "r") as f:
+            keys = set(f.keys())
+    except OSError as e:
+        raise DataError(f"cannot read the feature store ({e})", path=str(out)) from e
+    if side.is_file():
+        data = read_sidecar(side)
+        check_same(extractor, data["features"]["extractor"])
+        return keys, dict(data.get("videos", {}))
+    if not keys <= set(parts):
+        missing = sorted(keys - set(parts))
+        raise ConfigError(f"{out} exists without its sidecar {side.name}, and {len(missing)} of "
+                          f"its videos (e.g. {missing[0]!r}) are not among the parts of an "
+                          f"interrupted extraction ({parts_dir(out).name}); choose another --out")
+    log.info("%s: resuming an extraction interrupted before its sidecar was written", out)
+    return keys, {}
 
 
 def extract_directory(videos_dir: str | os.PathLike, extractor: FeatureExtractor,
@@ -163,14 +215,10 @@ def extract_directory(videos_dir: str | os.PathLike, extractor: FeatureExtractor
     out = Path(out)
     policy = policy or InputPolicy()
     videos = find_videos(videos_dir, recursive)
-    stored, metas = _existing(out, extractor)
     parts = parts_dir(out)
-    part_results: dict[str, tuple[np.ndarray, dict]] = {}
-    if parts.is_dir():
-        for p in sorted(parts.glob("*.npz")):
-            if not p.name.startswith(".") and (r := _read_part(p)) is not None:
-                part_results[p.stem] = r
-                metas[p.stem] = r[1]
+    part_results = _read_parts(out, extractor)
+    stored, metas = _existing(out, extractor, part_results)
+    metas |= {vid: meta for vid, (_, meta) in part_results.items()}
     spec = extractor.feature_spec(out.name)
     summary = ExtractSummary(out, sidecar_path(out), spec)
     todo = [v for v in videos if not ((v in stored or v in part_results) and v in metas)]
@@ -189,24 +237,35 @@ def extract_directory(videos_dir: str | os.PathLike, extractor: FeatureExtractor
                 "file": videos[vid].relative_to(Path(videos_dir)).as_posix(),
                 "width": result.info.width, "height": result.info.height,
                 "fps": result.info.fps, "rotation": result.info.rotation}
-        _write_part(parts, vid, result.features, meta)
+        _write_part(parts, vid, result.features, meta, extractor.id)
         part_results[vid] = (result.features, meta)
         metas[vid] = meta
         summary.extracted.append(vid)
     policy.log_summary(f"extract {videos_dir}")
+    # the three closing steps of the module doc, in this order
     if part_results or not out.exists():
         _write_store(out, stored, part_results)
     entries = {v: metas[v] for v in sorted(metas) if v in stored or v in part_results}
-    atomic_write_text(summary.sidecar, json.dumps(
-        {"format": SIDECAR_FORMAT, "version": 1, "features": _spec_dict(spec),
-         "videos": entries}, indent=1))
-    for p in parts.glob("*.npz") if parts.is_dir() else ():
-        p.unlink()
-    if parts.is_dir() and not any(parts.iterdir()):
-        parts.rmdir()
+    _write_sidecar(summary.sidecar, spec, entries)
+    _clear_parts(parts)
     summary.durations = {v: float(m["duration"]) for v, m in entries.items()}
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _write_sidecar(path: Path, spec: FeatureSpec, entries: dict) -> None:
+    atomic_write_text(path, json.dumps(
+        {"format": SIDECAR_FORMAT, "version": 1, "features": _spec_dict(spec),
+         "videos": entries}, indent=1))
+
+
+def _clear_parts(parts: Path) -> None:
+    """Delete the parts directory (parts and temporary files of killed writes)."""
+    if not parts.is_dir():
+        return
+    for p in parts.iterdir():
+        p.unlink(missing_ok=True)
+    parts.rmdir()
 
 
 def _spec_dict(spec: FeatureSpec) -> dict:
