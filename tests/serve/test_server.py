@@ -58,6 +58,9 @@ def server(shapes_run):
     srv.server_close()
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def get(url, headers=None, method="GET", data=None):
     req = urllib.request.Request(url, headers=headers or {}, method=method, data=data)
     try:
@@ -137,9 +140,9 @@ def test_query_api(server):
     bad = [({"video": "../dataset.yaml", "query": "x"}, 404), ({"video": name}, 400),
            ({"video": name, "query": "   "}, 422), ({"video": name, "query": "x", "top_k": 0}, 400)]
     for payload, code in bad:
-        status, _, _ = get(base + "/api/query", {}, "POST", json.dumps(payload).encode())
+        status, _, _ = get(base + "/api/query", JSON, "POST", json.dumps(payload).encode())
         assert status == code, payload
-    assert get(base + "/api/query", {}, "POST", b"not json")[0] == 400
+    assert get(base + "/api/query", JSON, "POST", b"not json")[0] == 400
     assert get(base + "/api/nothing")[0] == 404
 
 
