@@ -89,6 +89,7 @@ def read_records(path: str | os.PathLike) -> list[MomentRecord]:
                 continue
             try:
                 out.append(MomentRecord.from_json(json.loads(line)))
-            except (ValueError, KeyError, TypeError, IndexError) as e:
-                raise DataError(f"not a moment record ({e})", path=str(path), line=i) from e
+            except (ValueError, KeyError, TypeError, IndexError, RecursionError) as e:
+                raise DataError(f"not a moment record ({type(e).__name__}: {e})", path=str(path),
+                                line=i) from None
     return out

@@ -11,8 +11,8 @@ import os
 from typing import Iterable
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, get_field, group_by_video, query_id,
-    read_json, to_float)
+    Where, check_duration, check_repeats, clean_query, finish, fix_span, get_field, group_by_video,
+    query_id, read_json, to_float, video_entries)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import DataError
@@ -34,6 +34,7 @@ def read_video_moments(path: str, vid: str, entry, split: str, policy: InputPoli
     """
     where = Where(path, video_id=vid)
     try:
+        check_repeats(entry, where, policy)
         duration = check_duration(get_field(entry, duration_key, where), where) * scale
         stamps = get_field(entry, "timestamps", where)
         sentences = get_field(entry, "sentences", where)
@@ -74,8 +75,8 @@ def read_activitynet(json_path: str | os.PathLike, split: str = "",
     if not isinstance(data, dict):
         raise DataError("expected a JSON object mapping video ids to annotations", path=path)
     out = []
-    for vid, entry in data.items():
-        out += read_video_moments(path, str(vid), entry, split, policy)
+    for vid, entry in video_entries(data, path, policy):
+        out += read_video_moments(path, vid, entry, split, policy)
     return finish(out, path, policy)
 
 

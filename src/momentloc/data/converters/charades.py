@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Iterable
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, format_number, group_by_video,
-    query_id, read_durations, read_lines)
+    Where, clean_query, finish, fix_span, format_number, group_by_video, query_id,
+    read_durations, read_lines, video_duration)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import DataError
@@ -36,7 +36,7 @@ def read_charades_sta(txt_path: str | os.PathLike, durations_path: str | os.Path
     """
     policy = policy or InputPolicy()
     lines = read_lines(txt_path)  # first, so a missing annotation file is named before the csv
-    durations = read_durations(durations_path)
+    durations = read_durations(durations_path, policy)
     path = str(txt_path)
     out = []
     for lineno, line in enumerate(lines, 1):
@@ -51,9 +51,7 @@ def read_charades_sta(txt_path: str | os.PathLike, durations_path: str | os.Path
                                   f"{line[:80]!r}")
             vid, start, end = fields
             where = Where(path, lineno, video_id=vid)
-            if vid not in durations:
-                raise where.error(f"video duration unknown: {vid!r} is not in {durations_path}")
-            duration = check_duration(durations[vid], where)
+            duration = video_duration(durations, vid, durations_path, where)
             query = clean_query(sentence, where, policy)
             span = fix_span(start, end, duration, where, policy)
         except DataError as e:

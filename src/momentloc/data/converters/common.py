@@ -11,6 +11,10 @@ The repair rules (docs/data.md, "Quirks") are applied the same way by every read
   (the final period too: tokenization drops punctuation later).
 - an exact duplicate (same video, span and query): kept, since the published split sizes
   count them (TACoS test has 567 such lines).
+- start after end where swapping does not give a moment inside the video (three lines of the
+  published Charades-STA train file): dropped, as the published readers do.
+- a key written twice in one JSON object, or a video twice in a durations file: merged when
+  both values are equal; bad input when they differ (the video's queries are skipped).
 
 Each repair is counted with ``InputPolicy.warn`` under one of the ``WARN_*`` kinds.
 """
@@ -21,6 +25,8 @@ import csv
 import json
 import math
 import os
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +48,8 @@ WARN_START_CLIPPED = "start before 0 (clipped)"
 WARN_END_CLIPPED = "end past duration (clipped)"
 WARN_ZERO_LENGTH = "zero-length moment (dropped)"
 WARN_DUPLICATE = "duplicate query (kept)"
+WARN_REVERSED_DROPPED = "start after end, outside the video (dropped)"
+WARN_REPEAT_MERGED = "repeated key with the same value (merged)"
 
 
 def tolerance(duration: float) -> float:
@@ -71,17 +79,118 @@ def check_file(path: str | os.PathLike) -> Path:
     return p
 
 
+class JSONObject(dict):
+    """A parsed JSON object in which some key was written more than once.
+
+    ``repeats`` maps each such key to all its values in file order; the mapping itself holds
+    the last one (what ``json.load`` keeps). Objects without repeats are plain dicts.
+    """
+
+    __slots__ = ("repeats",)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    out: dict = {}
+    repeats: dict[str, list] = {}
+    for key, value in pairs:
+        if key in out:
+            repeats.setdefault(key, [out[key]]).append(value)
+        out[key] = value
+    if not repeats:
+        return out
+    obj = JSONObject(out)
+    obj.repeats = repeats
+    return obj
+
+
+def _long_number_line(text: str) -> int | None:
+    m = re.search(r"\d{%d,}" % (sys.get_int_max_str_digits() + 1), text)
+    return text.count("\n", 0, m.start()) + 1 if m else None
+
+
+def parse_json(text: str, path: str, line: int | None = None) -> Any:
+    """Parse JSON text from ``path`` (starting at ``line`` for one line of a JSONL file).
+
+    Repeated keys are kept track of (:class:`JSONObject`; see :func:`merge_repeats`).
+    Raises:
+        DataError: naming the file and line for invalid JSON, nesting too deep for the parser,
+            or an integer too long to convert (Python's int-string limit).
+    """
+    try:
+        return json.loads(text, object_pairs_hook=_object)
+    except json.JSONDecodeError as e:
+        at = e.lineno if line is None else line
+        raise DataError(f"not valid JSON ({e.msg}, column {e.colno})", path=path, line=at) from e
+    except RecursionError:
+        raise DataError("not readable JSON: arrays or objects nested too deeply", path=path,
+                        line=line) from None
+    except ValueError as e:  # int("1" * 5000): the interpreter's integer-string limit
+        where = _long_number_line(text)
+        at = line if line is not None else where
+        raise DataError(f"not readable JSON: a number with more than "
+                        f"{sys.get_int_max_str_digits()} digits ({e})", path=path, line=at) from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
-    """Parse a JSON file; DataError naming the file and line when it is not valid JSON."""
+    """Parse a JSON file; DataError naming the file and line when it cannot be read as JSON."""
     p = check_file(path)
     try:
         with open(p, encoding="utf-8-sig") as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
-        raise DataError(f"not valid JSON ({e.msg}, column {e.colno})", path=str(p),
-                        line=e.lineno) from e
+            text = f.read()
     except UnicodeDecodeError as e:
         raise DataError(f"not UTF-8 text ({e.reason})", path=str(p)) from e
+    return parse_json(text, str(p))
+
+
+def merge_repeats(obj: Any, where: Where, policy: InputPolicy) -> list[str]:
+    """Resolve the repeated keys of one parsed JSON object (not its members).
+
+    A key repeated with equal values is merged (one copy kept) and counted as
+    ``WARN_REPEAT_MERGED``. Returns the keys repeated with different values: the caller treats
+    each as bad input (a video key: the video's queries are skipped).
+    """
+    if not isinstance(obj, JSONObject):
+        return []
+    conflicts = []
+    for key, values in list(obj.repeats.items()):
+        if all(v == values[0] for v in values[1:]):
+            policy.warn(WARN_REPEAT_MERGED, len(values) - 1)
+            del obj.repeats[key]  # resolved: a second look finds nothing to count again
+        else:
+            conflicts.append(key)
+    return conflicts
+
+
+def check_repeats(value: Any, where: Where, policy: InputPolicy) -> None:
+    """:func:`merge_repeats` over ``value`` and everything nested in it; DataError naming the
+    first key written twice with different values (one annotation entry: small)."""
+    if isinstance(value, dict):
+        conflicts = merge_repeats(value, where, policy)
+        if conflicts:
+            key = conflicts[0]
+            raise where.error(f"key {key!r} is written {len(value.repeats[key])} times with "
+                              f"different values")
+        for v in value.values():
+            check_repeats(v, where, policy)
+    elif isinstance(value, list):
+        for v in value:
+            check_repeats(v, where, policy)
+
+
+def video_entries(data: dict, path: str, policy: InputPolicy) -> list[tuple[str, Any]]:
+    """``(video, entry)`` pairs of a JSON object keyed by video (ActivityNet, 2D-TAN TACoS).
+
+    A video written twice with equal entries is read once (counted as merged); with different
+    entries it is bad input, and none of its entries is read.
+    """
+    bad = set()
+    for vid in merge_repeats(data, Where(path), policy):
+        n = len(data.repeats[vid])
+        policy.bad(DataError(f"video key written {n} times with different annotations "
+                             f"(json.load would silently keep only the last)", path=path,
+                             video_id=vid))
+        bad.add(vid)
+    return [(str(vid), entry) for vid, entry in data.items() if vid not in bad]
 
 
 def read_lines(path: str | os.PathLike) -> list[str]:
@@ -136,10 +245,10 @@ def fix_span(start: Any, end: Any, duration: float, where: Where,
 
     Returns:
         ``(start, end)`` seconds with ``0 <= start < end <= duration``, or None when the
-        moment is zero-length and dropped.
+        moment is dropped: zero-length, or reversed and not inside the video once swapped.
     Raises:
         DataError: non-numeric or non-finite times, or times outside the video beyond the
-            tolerance (also when reversed times cannot be repaired by swapping).
+            tolerance.
     """
     s = to_float(start, "start time", where)
     e = to_float(end, "end time", where)
@@ -150,8 +259,10 @@ def fix_span(start: Any, end: Any, duration: float, where: Where,
 
     if s > e:
         if not inside(e, s):
-            raise where.error(f"end {e:g} s is before start {s:g} s and swapping them leaves the "
-                              f"moment outside the video (duration {duration:g} s): cannot repair")
+            # Charades-STA train: 'LEOL6 8.0 7.0' in a 6.25 s video. The published readers
+            # drop these (2D-TAN clips the end to the duration and keeps start < end).
+            policy.warn(WARN_REVERSED_DROPPED)
+            return None
         s, e = e, s
         policy.warn(WARN_SWAPPED)
     if s > duration:
@@ -235,38 +346,90 @@ def read_jsonl(path: str | os.PathLike, split: str, policy: InputPolicy,
     return finish(out, str(path), policy)
 
 
-def read_durations(path: str | os.PathLike) -> dict[str, str]:
-    """Video id -> duration as written (validated when a query uses it).
+@dataclass(frozen=True)
+class ConflictingDuration:
+    """A video listed more than once in a durations file with different lengths."""
+
+    values: tuple[Any, ...]
+
+
+def read_durations(path: str | os.PathLike, policy: InputPolicy | None = None
+                   ) -> dict[str, Any]:
+    """Video id -> duration as written (validated by :func:`video_duration` when a query uses it).
 
     Reads a CSV with a header (``Charades_v1_*.csv``: columns ``id`` and ``length``; fields may
     be quoted and span several lines) or a JSON mapping ``{video: seconds}`` or
-    ``{video: {"duration": seconds, ...}}`` (``charades.json``).
+    ``{video: {"duration": seconds, ...}}`` (``charades.json``). A video listed twice with the
+    same duration is merged (counted in ``policy``); with different durations its entry is a
+    :class:`ConflictingDuration`, which makes every query of the video bad input.
     """
+    policy = policy or InputPolicy()
     p = check_file(path)
+    rows: list[tuple[str, Any]]
     if p.suffix.lower() == ".json":
         data = read_json(p)
         if not isinstance(data, dict):
             raise DataError("durations JSON must map video ids to durations", path=str(p))
-        out = {}
-        for vid, v in data.items():
-            out[str(vid)] = v.get("duration") if isinstance(v, dict) else v
-        return out
+        rows = [(str(vid), v) for vid, values in _all_values(data) for v in values]
+        rows = [(vid, v.get("duration") if isinstance(v, dict) else v) for vid, v in rows]
+    else:
+        try:
+            with open(p, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                header = reader.fieldnames or []
+                id_col = next((c for c in _ID_COLUMNS if c in header), None)
+                dur_col = next((c for c in _DURATION_COLUMNS if c in header), None)
+                if id_col is None or dur_col is None:
+                    raise DataError(f"durations CSV needs a video id column "
+                                    f"({'/'.join(_ID_COLUMNS)}) and a duration column "
+                                    f"({'/'.join(_DURATION_COLUMNS)}); header is {header}",
+                                    path=str(p), line=1)
+                rows = [(row[id_col].strip(), row[dur_col]) for row in reader if row.get(id_col)]
+        except csv.Error as e:
+            raise DataError(f"not a valid CSV file ({e})", path=str(p)) from e
+        except UnicodeDecodeError as e:
+            raise DataError(f"not UTF-8 text ({e.reason})", path=str(p)) from e
+    seen: dict[str, list] = {}
+    for vid, value in rows:
+        seen.setdefault(vid, []).append(value)
+    out: dict[str, Any] = {}
+    for vid, values in seen.items():
+        distinct = list(dict.fromkeys(_duration_text(v) for v in values))
+        if len(distinct) > 1:
+            out[vid] = ConflictingDuration(tuple(values))
+        else:
+            out[vid] = values[0]
+            if len(values) > 1:
+                policy.warn(WARN_REPEAT_MERGED, len(values) - 1)
+    return out
+
+
+def _all_values(data: dict) -> list[tuple[str, list]]:
+    """Every ``(key, [values in file order])`` of a parsed JSON object, repeats included."""
+    repeats = data.repeats if isinstance(data, JSONObject) else {}
+    return [(k, repeats.get(k, [v])) for k, v in data.items()]
+
+
+def _duration_text(value: Any) -> Any:
+    """Durations compare as numbers when they are numbers (``30``, ``"30.0"``), else as is."""
     try:
-        with open(p, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            id_col = next((c for c in _ID_COLUMNS if c in header), None)
-            dur_col = next((c for c in _DURATION_COLUMNS if c in header), None)
-            if id_col is None or dur_col is None:
-                raise DataError(f"durations CSV needs a video id column "
-                                f"({'/'.join(_ID_COLUMNS)}) and a duration column "
-                                f"({'/'.join(_DURATION_COLUMNS)}); header is {header}",
-                                path=str(p), line=1)
-            return {row[id_col].strip(): row[dur_col] for row in reader if row.get(id_col)}
-    except csv.Error as e:
-        raise DataError(f"not a valid CSV file ({e})", path=str(p)) from e
-    except UnicodeDecodeError as e:
-        raise DataError(f"not UTF-8 text ({e.reason})", path=str(p)) from e
+        x = float(value)
+    except (TypeError, ValueError):
+        return repr(value)
+    return x if math.isfinite(x) else repr(value)
+
+
+def video_duration(durations: dict[str, Any], vid: str, durations_path: Any,
+                   where: Where) -> float:
+    """The checked duration of ``vid`` from :func:`read_durations`; DataError when it is
+    missing, invalid, or listed twice with different values."""
+    if vid not in durations:
+        raise where.error(f"video duration unknown: {vid!r} is not in {durations_path}")
+    value = durations[vid]
+    if isinstance(value, ConflictingDuration):
+        raise where.error(f"{durations_path} lists the video {len(value.values)} times with "
+                          f"different durations {', '.join(map(repr, value.values))}")
+    return check_duration(value, where)
 
 
 def format_number(x: float) -> str:

@@ -20,8 +20,8 @@ from collections import Counter
 from typing import Iterable
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, get_field, integer_id, read_durations,
-    read_json)
+    Where, check_repeats, clean_query, finish, fix_span, get_field, integer_id, read_durations,
+    read_json, video_duration)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import DataError
@@ -38,7 +38,8 @@ def read_didemo(json_path: str | os.PathLike, split: str = "", policy: InputPoli
     policy = policy or InputPolicy()
     path = str(json_path)
     data = read_json(json_path)
-    durations = read_durations(durations_path) if durations_path is not None else None
+    durations = (read_durations(durations_path, policy) if durations_path is not None
+                 else None)
     if not isinstance(data, list):
         raise DataError("expected a JSON list of annotations", path=path)
     out = []
@@ -64,6 +65,7 @@ def _item(path, i, item, split, policy, durations) -> MomentRecord | None:
     aid = item.get("annotation_id") if isinstance(item, dict) else None
     label = f"record {i}" + (f" (annotation_id {aid})" if aid is not None else "")
     where = Where(path, record=label)
+    check_repeats(item, where, policy)
     vid = get_field(item, "video", where)
     if not isinstance(vid, str) or not vid:
         raise where.error(f"video is not a non-empty string: {vid!r}")
@@ -71,12 +73,8 @@ def _item(path, i, item, split, policy, durations) -> MomentRecord | None:
     n = _index(get_field(item, "num_segments", where), where, "num_segments")
     if n < 1:
         raise where.error(f"num_segments must be >= 1, got {n}")
-    if durations is None:
-        duration = n * SEGMENT_S
-    elif vid in durations:
-        duration = check_duration(durations[vid], where)
-    else:
-        raise where.error("video duration unknown: not in the durations file")
+    duration = (n * SEGMENT_S if durations is None
+                else video_duration(durations, vid, "the durations file", where))
     query = clean_query(get_field(item, "description", where), where, policy)
     times = get_field(item, "times", where)
     if not isinstance(times, list) or not times:

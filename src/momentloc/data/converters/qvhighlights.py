@@ -13,7 +13,8 @@ import os
 from typing import Iterable
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, fix_span, get_field, integer_id, read_jsonl)
+    Where, check_duration, check_repeats, clean_query, fix_span, get_field, integer_id, parse_json,
+    read_jsonl)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
 
@@ -27,10 +28,8 @@ def read_qvhighlights(jsonl_path: str | os.PathLike, split: str = "",
 def _line(path: str, lineno: int, line: str, split: str,
           policy: InputPolicy) -> MomentRecord | None:
     where = Where(path, lineno)
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise where.error(f"not valid JSON ({e.msg})") from e
+    obj = parse_json(line, path, lineno)
+    check_repeats(obj, where, policy)
     vid = get_field(obj, "vid", where)
     if not isinstance(vid, str) or not vid:
         raise where.error(f"vid is not a non-empty string: {vid!r}")

@@ -6,11 +6,10 @@ same span rules and error messages; the ``split`` field is set to the split read
 
 from __future__ import annotations
 
-import json
 import os
 
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, fix_span, get_field, read_jsonl)
+    Where, check_duration, check_repeats, clean_query, fix_span, get_field, parse_json, read_jsonl)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord
 
@@ -30,10 +29,8 @@ def _pairs(value, where: Where) -> list:
 def _line(path: str, lineno: int, line: str, split: str,
           policy: InputPolicy) -> MomentRecord | None:
     where = Where(path, lineno)
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise where.error(f"not valid JSON ({e.msg})") from e
+    obj = parse_json(line, path, lineno)
+    check_repeats(obj, where, policy)
     vid = get_field(obj, "video_id", where)
     if not isinstance(vid, str) or not vid:
         raise where.error(f"video_id is not a non-empty string: {vid!r}")

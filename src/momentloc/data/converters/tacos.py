@@ -17,8 +17,8 @@ from typing import Iterable
 
 from momentloc.data.converters.activitynet import read_video_moments
 from momentloc.data.converters.common import (
-    Where, check_duration, clean_query, finish, fix_span, get_field, group_by_video, query_id,
-    read_json, to_float)
+    Where, check_duration, check_repeats, clean_query, finish, fix_span, get_field, group_by_video,
+    query_id, read_json, to_float, video_entries)
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import DataError
@@ -36,16 +36,17 @@ def read_tacos(json_path: str | os.PathLike, split: str = "",
     data = read_json(json_path)
     if isinstance(data, dict):
         out = []
-        for vid, entry in data.items():
-            where = Where(path, video_id=str(vid))
+        for vid, entry in video_entries(data, path, policy):
+            where = Where(path, video_id=vid)
             try:
+                check_repeats(entry, where, policy)
                 fps = to_float(get_field(entry, "fps", where), "fps", where)
                 if fps <= 0:
                     raise where.error(f"fps must be > 0, got {fps}")
             except DataError as e:
                 policy.bad(e)
                 continue
-            out += read_video_moments(path, str(vid), entry, split, policy, scale=1.0 / fps,
+            out += read_video_moments(path, vid, entry, split, policy, scale=1.0 / fps,
                                       duration_key="num_frames")
     elif isinstance(data, list):
         out = [r for i, item in enumerate(data) if (r := _list_item(path, i, item, split, policy))]
@@ -58,6 +59,7 @@ def read_tacos(json_path: str | os.PathLike, split: str = "",
 def _list_item(path: str, i: int, item, split: str, policy: InputPolicy) -> MomentRecord | None:
     where = Where(path, record=f"item {i}")
     try:
+        check_repeats(item, where, policy)
         if not isinstance(item, list) or len(item) < 4:
             raise where.error("expected [video, duration, [start, end], sentence, ...], got "
                               f"{str(item)[:80]}")
