@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_dataset_args, add_json_flag, emit
+from momentloc.cli.common import add_dataset_args, add_json_flag, emit, example_epilog
 
 
 def register(subparsers) -> None:
@@ -13,7 +13,9 @@ def register(subparsers) -> None:
         description="Score a baseline on a split, with the dataset card's metrics: 'random' "
                     "predicts uniformly random moments; 'prior' predicts the fixed moments "
                     "(fractions of the video) that best fit the training annotations at the "
-                    "middle IoU threshold. Only annotation files are read.")
+                    "middle IoU threshold. Only annotation files are read.",
+        epilog=example_epilog("momentloc baseline prior --dataset charades-sta --data-root /data/charades",
+                              "momentloc baseline random --dataset data/synth-charades/dataset.yaml --json"))
     p.add_argument("kind", choices=("random", "prior"), help="which baseline")
     add_dataset_args(p)
     p.add_argument("--split", metavar="S", help="split to score (default: the card's test role)")
@@ -22,7 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random baseline (default 0)")
     p.add_argument("--iou-thresholds", type=float, nargs="+", metavar="M",
                    help="IoU thresholds (default: the card's metric set)")
-    p.add_argument("--out", metavar="FILE", help="also write the predictions JSONL here")
+    p.add_argument("--out", metavar="FILE",
+                   help="also write the predictions JSONL here (default: not written)")
     add_json_flag(p)
     p.set_defaults(func=run)
 

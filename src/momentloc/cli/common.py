@@ -1,4 +1,5 @@
-"""Helpers shared by the sub-commands: tables, --json output, dataset options."""
+"""Helpers shared by the sub-commands: help formatting, tables, --json output, dataset
+options."""
 
 from __future__ import annotations
 
@@ -6,6 +7,47 @@ import argparse
 import json
 import sys
 from typing import Any, Sequence
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Every option's help states its default: ``(default: X)`` is appended unless the help
+    already says what the default is. A description or epilog with line breaks (the
+    examples) is printed as written; one without is wrapped."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.default is argparse.SUPPRESS or "default" in text.lower()
+                or not action.option_strings):
+            return text  # positionals, --help/--version, or a default already explained
+        if action.required:
+            return f"{text} (required)".strip()
+        default = action.default
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        elif default is None or default == []:
+            shown = "none"
+        else:
+            shown = "%(default)s"
+        return f"{text} (default: {shown})".strip()
+
+
+def example_epilog(*commands: str) -> str:
+    """An ``--help`` epilog of example command lines."""
+    return "example" + ("s" if len(commands) > 1 else "") + ":\n" + "\n".join(
+        f"  {c}" for c in commands)
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """What every sub-command has: the help formatter and ``-q/--quiet``."""
+    p.formatter_class = HelpFormatter
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress bars or progress lines, only warnings and the result "
+                        "(default: off: a bar on a terminal, else a log line per epoch or stage)")
 
 
 def add_json_flag(p: argparse.ArgumentParser) -> None:
@@ -17,7 +59,8 @@ def add_dataset_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="dataset card (dataset.yaml) or benchmark name "
                         "(charades-sta, activitynet-captions, tacos, didemo)")
     p.add_argument("--data-root", metavar="DIR",
-                   help="directory the card's relative paths resolve against (needed with a name)")
+                   help="directory the card's relative paths resolve against (needed with a "
+                        "name; default: the card file's directory)")
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

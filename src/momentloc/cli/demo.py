@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from momentloc.cli.common import add_json_flag, emit
+from momentloc.cli.common import add_json_flag, emit, example_epilog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,16 +14,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         "demo", help="generate the synthetic charades-like set, train, evaluate against the prior",
         description="Generate the synthetic benchmark (no downloads), train the default model with its "
                     "'synthetic' preset, evaluate it on the test split and print the table beside the "
-                    "prior-only baseline. A few minutes on 2 CPU cores.")
+                    "prior-only baseline. A few minutes on 2 CPU cores.",
+        epilog=example_epilog("momentloc demo",
+                              "momentloc demo --model fian --size tiny --out /tmp/demo"))
     p.add_argument("--out", default="momentloc-demo", metavar="DIR",
                    help="working directory (data/ and run/ inside; default ./momentloc-demo)")
     p.add_argument("--model", default="tan2d", help="registered model (default tan2d)")
     p.add_argument("--preset", default="synthetic", help="the model's preset (default synthetic)")
     p.add_argument("--data", default="charades", choices=["charades", "activitynet", "tacos"],
                    help="synthetic preset (default charades)")
-    p.add_argument("--size", default="small", choices=["tiny", "small", "full"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--size", default="small", choices=["tiny", "small", "full"],
+                   help="synthetic set size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and of training")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=3 (repeatable)")
     add_json_flag(p)
     p.set_defaults(func=run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_json_flag, emit
+from momentloc.cli.common import add_json_flag, emit, example_epilog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,11 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "evaluate", help="evaluate a trained run on a split, beside the prior baseline",
         description="Run a trained model over a split, write predictions_<split>.jsonl and metrics.json "
                     "into the run directory and print the metrics table beside the prior baseline. "
-                    "With --predictions, score a saved predictions file with the run's protocol.")
+                    "With --predictions, score a saved predictions file with the run's protocol.",
+        epilog=example_epilog("momentloc evaluate runs/tan2d",
+                              "momentloc evaluate runs/tan2d --split val --checkpoint last --json",
+                              "momentloc evaluate runs/tan2d --predictions runs/tan2d/predictions_test.jsonl"))
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--split", help="split name (default: the dataset card's test role)")
     p.add_argument("--checkpoint", default="best", help="best, last, or a .pt file (default best)")
-    p.add_argument("--predictions", metavar="FILE", help="score this predictions JSONL instead of running the model")
+    p.add_argument("--predictions", metavar="FILE",
+                   help="score this predictions JSONL instead of running the model (default: run "
+                        "the model)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     add_json_flag(p)
     p.set_defaults(func=run)

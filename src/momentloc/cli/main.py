@@ -8,12 +8,13 @@ import logging
 import sys
 
 from momentloc import __version__
+from momentloc.cli.common import HelpFormatter, add_common_options
 from momentloc.errors import MomentlocError
 
 # Sub-command modules in the order `momentloc --help` lists them.
 COMMANDS = [
     "demo", "synth", "stats", "baseline", "train", "evaluate", "predict", "table", "bench",
-    "extract", "plot", "report", "serve",
+    "extract", "plot", "report", "serve", "config_cmd",
 ]
 
 
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="momentloc",
         description="Natural-language moment localization: find when a sentence happens in a video.",
         epilog="Run 'momentloc COMMAND --help' for each command's options.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"momentloc {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -34,14 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not part of this installation
             raise
         module.register(sub)
+    for command in sub.choices.values():
+        add_common_options(command)  # defaults in every help, -q/--quiet
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    quiet = getattr(args, "quiet", False)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else
+                        logging.WARNING if quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    if quiet:
+        from momentloc.engine.runtime import set_quiet
+
+        set_quiet(True)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

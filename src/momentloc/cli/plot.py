@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_json_flag, emit
+from momentloc.cli.common import add_json_flag, emit, example_epilog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,15 +13,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Training curves (metrics.jsonl), timelines of the best and worst queries and "
                     "IoU / moment-length analyses (predictions_<split>.jsonl), and the model's "
                     "attention maps on a few test queries, written as PNG files. Needs the viz "
-                    "extra (matplotlib).")
+                    "extra (matplotlib).",
+        epilog=example_epilog("momentloc plot runs/tan2d",
+                              "momentloc plot runs/tan2d --out /tmp/figs --queries 4 --no-attention"))
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="DIR", help="output directory (default RUN_DIR/figures)")
-    p.add_argument("--split", help="predictions split (default: the one metrics.json names)")
+    p.add_argument("--split", metavar="S", help="predictions split (default: the one metrics.json names)")
     p.add_argument("--queries", type=int, default=6, metavar="N",
                    help="queries drawn as timelines: half best, half worst (default 6)")
     p.add_argument("--no-attention", action="store_true",
                    help="do not load the model for attention maps")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="device the model runs on for attention maps")
     add_json_flag(p)
     p.set_defaults(func=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from momentloc.cli.common import emit, format_table
+from momentloc.cli.common import emit, example_epilog, format_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +14,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print the top-k moments (seconds) for each --query in one video: a video id of the "
                     "run's dataset (features and duration come from it), a .npy file of clip "
                     "features of the same kind as the run's (give --duration), or a video file "
-                    "(decoded and extracted with the extractor the run's dataset card records).")
+                    "(decoded and extracted with the extractor the run's dataset card records).",
+        epilog=example_epilog(
+            "momentloc predict runs/tan2d --video v0001 --query 'the person opens the door'",
+            "momentloc predict runs/shapes --video clip.mp4 --query 'the red circle moves left' --json"))
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--video", required=True, metavar="ID|FEATURES.npy|VIDEO_FILE")
     p.add_argument("--query", required=True, action="append", help="sentence (repeatable)")

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from momentloc.cli.common import example_epilog
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="write a self-contained HTML report of a run",
         description="Configuration, the dataset card's feature description, metrics beside the "
                     "prior baseline, figures (embedded PNG) and the best and worst queries, in one HTML "
-                    "file with no external assets. Needs the viz extra (matplotlib).")
+                    "file with no external assets. Needs the viz extra (matplotlib).",
+        epilog=example_epilog("momentloc report runs/tan2d",
+                              "momentloc report runs/tan2d --out /tmp/tan2d.html --no-attention"))
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE.html", help="output file (default RUN_DIR/report.html)")
-    p.add_argument("--split", help="predictions split (default: the one metrics.json names)")
+    p.add_argument("--split", metavar="S", help="predictions split (default: the one metrics.json names)")
     p.add_argument("--queries", type=int, default=10, metavar="N",
                    help="best and worst queries listed (N each, default 10)")
     p.add_argument("--no-attention", action="store_true",
                    help="do not load the model for attention maps")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="device the model runs on for attention maps")
     p.set_defaults(func=run)
 
 

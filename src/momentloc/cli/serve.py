@@ -6,6 +6,8 @@ import argparse
 import ipaddress
 import logging
 
+from momentloc.cli.common import example_epilog
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -14,17 +16,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "run's ranked moments on a timeline; clicking one plays it. Features are "
                     "extracted from each video with the extractor the run's dataset card records. "
                     "Listens on the loopback interface unless --host says otherwise. JSON API: "
-                    "GET /api/videos, POST /api/query {video, query, top_k}.")
+                    "GET /api/videos, POST /api/query {video, query, top_k}.",
+        epilog=example_epilog("momentloc serve runs/shapes --videos data/shapes/videos",
+                              "momentloc serve runs/shapes --videos data/shapes/videos --port 0"))
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--videos", required=True, metavar="DIR",
                    help="directory of video files to serve")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--checkpoint", default="best")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="moments shown per query")
+    p.add_argument("--checkpoint", default="best", help="best, last, or a .pt file")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--model-dir", metavar="DIR",
-                   help="where the CLIP checkpoint the run's features came from is now")
+                   help="where the CLIP checkpoint the run's features came from is now "
+                        "(default: the path the run's card records)")
     p.set_defaults(func=run)
 
 

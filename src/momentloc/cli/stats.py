@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_dataset_args, add_json_flag, emit, format_table
+from momentloc.cli.common import (add_dataset_args, add_json_flag, emit, example_epilog,
+                                  format_table)
 from momentloc.data.card import load_card
 from momentloc.data.converters import load_split
 from momentloc.data.policy import InputPolicy
@@ -30,7 +31,9 @@ def register(subparsers) -> None:
         "stats", help="annotation statistics of a dataset (per split, with reader warnings)",
         description="Read a dataset's annotations (features are not needed) and print, per "
                     "split, the number of queries and videos, mean durations and lengths, and "
-                    "what the reader repaired or skipped.")
+                    "what the reader repaired or skipped.",
+        epilog=example_epilog("momentloc stats --dataset charades-sta --data-root /data/charades",
+                              "momentloc stats --dataset data/synth-charades/dataset.yaml --split test"))
     add_dataset_args(p)
     p.add_argument("--split", action="append", metavar="S",
                    help="split to read (repeatable; default: every split of the card)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from momentloc.cli.common import add_json_flag, emit, format_table
+from momentloc.cli.common import add_json_flag, emit, example_epilog, format_table
 
 
 def register(subparsers) -> None:
@@ -17,7 +17,9 @@ def register(subparsers) -> None:
                     "Charades-STA, ActivityNet Captions or TACoS, with HDF5 clip features, "
                     "GloVe-format word vectors, a ground-truth sidecar (events.jsonl) and a "
                     "dataset card (dataset.yaml) that every command accepts as --dataset. "
-                    "Deterministic in --seed. See docs/synthetic.md.")
+                    "Deterministic in --seed. See docs/synthetic.md.",
+        epilog=example_epilog("momentloc synth --preset charades --size small --out data/synth-charades",
+                              "momentloc synth --preset shapes --size tiny --out data/shapes"))
     p.add_argument("--preset", choices=sorted([*PRESETS, "shapes"]), default="charades",
                    help="benchmark to imitate (default: charades); shapes renders mp4 videos "
                         "of moving shapes and extracts their features (docs/video.md)")

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from momentloc.cli.common import add_json_flag, emit
+from momentloc.cli.common import add_json_flag, emit, example_epilog
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,17 +14,28 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train", help="train a model (single process, or under torchrun for DDP)",
         description="Train a registered model. With torchrun (torchrun --nproc_per_node=N -m momentloc "
                     "train ...) it trains with DistributedDataParallel. Writes config, dataset card, "
-                    "checkpoints, per-epoch metrics and the test predictions into --out.")
-    p.add_argument("--model", help="registered model name (see 'momentloc train --list-models')")
-    p.add_argument("--preset", help="preset name under configs/<model>/ (e.g. charades) or a YAML file")
+                    "checkpoints, per-epoch metrics and the test predictions into --out.",
+        epilog=example_epilog(
+            "momentloc train --model tan2d --preset synthetic --dataset data/synth-charades/dataset.yaml "
+            "--out runs/tan2d --set train.epochs=5",
+            "momentloc train --resume runs/tan2d",
+            "momentloc train --list-models --json"))
+    p.add_argument("--model", help="registered model name (see 'momentloc train --list-models'; required "
+                        "unless --resume or --list-models)")
+    p.add_argument("--preset", help="preset name under configs/<model>/ (e.g. charades) or a YAML file "
+                        "(default: the model's built-in defaults)")
     p.add_argument("--dataset", metavar="CARD|NAME",
                    help="dataset card (dataset.yaml) or benchmark name (default: the preset's data.dataset)")
-    p.add_argument("--data-root", metavar="DIR", help="directory the card's relative paths resolve against")
+    p.add_argument("--data-root", metavar="DIR",
+                   help="directory the card's relative paths resolve against (default: the "
+                        "preset's data.data_root, else the card file's directory)")
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run directory to create (default: runs/<model>-<preset>-<time>)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.lr=2e-4 (repeatable)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the killed run in RUN_DIR")
+                   help="override a config value, e.g. --set optim.lr=2e-4 (repeatable; "
+                        "'momentloc config show' prints the keys; default: none)")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the killed run in RUN_DIR (default: start a new run)")
     p.add_argument("--list-models", action="store_true", help="list registered models and presets")
     add_json_flag(p)
     p.set_defaults(func=run)
@@ -39,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from momentloc.models import list_models
 
     if args.list_models:
-        for name in list_models():
-            print(f"{name}: {', '.join(list_presets(name)) or '(no presets)'}")
+        models = {name: list_presets(name) for name in list_models()}
+        emit(args, {"models": models}, "\n".join(
+            f"{name}: {', '.join(presets) or '(no presets)'}" for name, presets in models.items()))
         return 0
     if args.resume:
         cfg, _ = load_run(args.resume)

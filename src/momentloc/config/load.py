@@ -145,6 +145,30 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict:
     return out
 
 
+def check_override_keys(items: list[str] | tuple[str, ...], model: str) -> None:
+    """Refuse an override whose key the schema lacks, naming the override and the valid keys
+    (before the preset is merged, so the error blames the ``--set``, not the preset file)."""
+    from momentloc.models.registry import get_config_class
+
+    hints = typing.get_type_hints(ExperimentConfig)
+    for item in items:
+        parts = item.split("=", 1)[0].strip().split(".")
+        if parts[0] not in _SECTIONS:
+            continue  # parse_overrides reports it
+        cls = get_config_class(model) if parts[0] == "model" else hints[parts[0]]
+        for depth, part in enumerate(parts[1:], 1):
+            names = [f.name for f in dataclasses.fields(cls)] + (["name"] if depth == 1 and
+                                                                  parts[0] == "model" else [])
+            if part not in names:
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])} has no key "
+                                  f"{part!r}; valid keys: {', '.join(names)}")
+            if depth < len(parts) - 1:
+                sub = typing.get_type_hints(cls).get(part)
+                if not dataclasses.is_dataclass(sub):
+                    break  # a mapping-valued field: its keys are checked when it is built
+                cls = sub
+
+
 def configs_dir() -> Path:
     return Path(str(resources.files("momentloc") / "configs"))
 
@@ -192,8 +216,13 @@ def load_config(model: str | None = None, preset: str | None = None,
                 overrides: list[str] | tuple[str, ...] = (), extra: dict | None = None
                 ) -> ExperimentConfig:
     """Resolve a config: model defaults <- preset file <- ``extra`` dict <- ``key=value`` overrides."""
+    from momentloc.models.registry import get_config_class
+
     data: dict = {}
     where = "config"
+    if model is not None:
+        get_config_class(model)  # an unknown model lists the registered ones
+        check_override_keys(overrides, model)
     if preset is not None:
         if model is None:
             raise ConfigError("a preset needs a model (--model)")

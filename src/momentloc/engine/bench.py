@@ -71,7 +71,7 @@ def _peak_mib(device: torch.device) -> tuple[str, float]:
 def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warmup: int = 2,
               batch_size: int | None = None, video_dim: int | None = None) -> dict:
     """Train steps/s and inference queries/s of ``cfg``'s model at the preset's sizes."""
-    from momentloc.engine.runtime import autocast
+    from momentloc.engine.runtime import autocast, progress
     from momentloc.engine.trainer import weighted_loss
 
     ctx = bench_context(cfg, video_dim)
@@ -82,6 +82,8 @@ def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warm
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
+    bar = progress(total=2 * (warmup + steps), desc=f"bench {cfg.model_name} (train, inference)",
+                   unit="step")
     for i in range(warmup + steps):
         if i == warmup:
             _sync(device)
@@ -92,6 +94,7 @@ def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warm
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        bar.update()
     _sync(device)
     train_s = (time.perf_counter() - t0) / steps
     model.eval()
@@ -105,7 +108,9 @@ def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warm
             cands = model.candidates(out, batch)
             batched_nms(cands.spans.float(), cands.scores.float(), cfg.eval.nms_thresh,
                         cfg.eval.top_k, cands.valid)
+            bar.update()
         _sync(device)
+    bar.close()
     infer_s = (time.perf_counter() - t0) / steps
     mem_name, mem = _peak_mib(device)
     n_params = sum(p.numel() for p in model.parameters())

@@ -11,7 +11,7 @@ from momentloc.data.card import DatasetCard
 from momentloc.data.dataset import collate
 from momentloc.engine.distributed import DistInfo, all_gather_objects
 from momentloc.engine.predictions import candidates_to_lines, metrics_from_lines
-from momentloc.engine.runtime import autocast
+from momentloc.engine.runtime import autocast, progress
 from momentloc.errors import ConfigError
 
 
@@ -50,7 +50,9 @@ def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int
     was_training = core.training
     core.eval()
     lines: list[dict] = []
-    for batch in eval_loader(dataset, batch_size, dist, num_workers):
+    loader = eval_loader(dataset, batch_size, dist, num_workers)
+    for batch in progress(loader, desc=f"predict {len(dataset)} queries", unit="batch",
+                          enabled=dist.is_main):
         batch = batch.to(device)
         with autocast(device, amp):
             outputs = core(batch)

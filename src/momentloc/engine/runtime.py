@@ -1,10 +1,14 @@
-"""Seeding, device selection and mixed precision: decided once, by the caller."""
+"""Seeding, device selection, mixed precision and progress display: decided once, by the
+caller."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
+import sys
+import time
 
 import numpy as np
 import torch
@@ -51,3 +55,99 @@ def autocast(device: torch.device, enabled: bool):
 
 def needs_grad_scaler(device: torch.device, enabled: bool) -> bool:
     return enabled and device.type == "cuda" and not torch.cuda.is_bf16_supported()
+
+
+# ----------------------------------------------------------------------------- progress
+_quiet = False
+
+
+def set_quiet(quiet: bool) -> None:
+    """``--quiet``: no progress bar anywhere in this process (stage lines are logged at INFO,
+    which ``--quiet`` also hides)."""
+    global _quiet
+    _quiet = bool(quiet)
+
+
+def bars_enabled() -> bool:
+    """Progress bars are drawn on a terminal (stderr) unless ``--quiet`` was given."""
+    return not _quiet and sys.stderr.isatty()
+
+
+class Progress:
+    """A progress bar over an iterable or a count of steps (``update``): a tqdm bar on a
+    terminal; otherwise nothing is drawn and one line per stage (``desc: n/total unit in
+    X s``, with the last postfix) is logged when the stage ends. Made by :func:`progress`."""
+
+    def __init__(self, iterable, desc: str, total: int | None, unit: str, bar: bool,
+                 log_line: bool, logger: logging.Logger):
+        if total is None and iterable is not None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.iterable, self.desc, self.total, self.unit = iterable, desc, total, unit
+        self.n, self.postfix, self._closed = 0, "", False
+        self._log_line, self._log, self._t0 = log_line, logger, time.perf_counter()
+        self._bar = None
+        if bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True,
+                             file=sys.stderr)
+
+    def __iter__(self):
+        try:
+            for item in self.iterable:
+                yield item
+                self.update()
+        finally:
+            self.close()
+
+    def __len__(self) -> int:
+        return self.total or 0
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def set_postfix(self, **values) -> None:
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+        if self._bar is not None:
+            self._bar.set_postfix(**values)
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+        if self._bar is not None:
+            self._bar.set_postfix_str(text)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+        if self._log_line:
+            count = f"{self.n}/{self.total}" if self.total is not None else str(self.n)
+            self._log.info("%s: %s %s in %.1f s%s", self.desc, count, self.unit,
+                           time.perf_counter() - self._t0,
+                           f" ({self.postfix})" if self.postfix else "")
+
+
+def progress(iterable=None, *, desc: str, total: int | None = None, unit: str = "it",
+             enabled: bool = True, log_line: bool = True,
+             logger: logging.Logger | None = None) -> Progress:
+    """The one progress display of every long command (training epochs, evaluation batches,
+    table rows, bench steps, figures, rendered videos).
+
+    Args:
+        iterable: what to iterate (or ``None`` and call ``update`` per step of ``total``).
+        enabled: ``False`` on processes that must stay silent (DDP ranks other than 0).
+        log_line: log ``desc: n/total unit in X s`` when the stage ends (off where the caller
+            logs its own line, e.g. the trainer's line per epoch).
+    """
+    return Progress(iterable, desc, total, unit, bar=enabled and bars_enabled(),
+                    log_line=enabled and log_line, logger=logger or logging.getLogger("momentloc"))

@@ -104,10 +104,13 @@ def run_table(table: PaperTable, dataset: str | None, data_root: str | None, out
         unknown = set(only) - {r.label for r in table.rows}
         if unknown:
             raise ConfigError(f"table {table.name}: no row(s) {', '.join(sorted(unknown))}")
+    from momentloc.engine.runtime import progress
+
     results = []
-    for row in table.rows:
-        if only and row.label not in only:
-            continue
+    rows = [row for row in table.rows if not only or row.label in only]
+    bar = progress(rows, desc=f"table {table.name}", unit="row")
+    for row in bar:
+        bar.set_postfix_str(row.label)
         cfg = load_config(row.model, row.preset, [*row.set, *overrides])
         cfg = with_dataset(cfg, dataset or table.dataset, data_root)
         run_dir = Path(out_dir) / table.name / row_dir_name(row.label)

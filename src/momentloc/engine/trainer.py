@@ -14,7 +14,6 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
-from tqdm import tqdm
 
 from momentloc.config.load import config_to_dict
 from momentloc.config.schema import ExperimentConfig
@@ -27,8 +26,8 @@ from momentloc.engine.evaluator import predict_lines, score_lines
 from momentloc.engine.optim import build_optimizer, build_scheduler
 from momentloc.engine.predictions import write_predictions
 from momentloc.engine.runs import resolve_card, write_run_files
-from momentloc.engine.runtime import (autocast, needs_grad_scaler, resolve_device, seed_everything,
-                                      set_deterministic)
+from momentloc.engine.runtime import (autocast, needs_grad_scaler, progress, resolve_device,
+                                      seed_everything, set_deterministic)
 from momentloc.errors import ConfigError
 from momentloc.models.registry import create_model
 
@@ -174,8 +173,8 @@ class Trainer:
         sums: dict[str, float] = {}
         n_batches = n_samples = 0
         t0 = time.perf_counter()
-        bar = tqdm(self.loader, desc=f"epoch {self.epoch + 1}/{tc.epochs}", leave=False,
-                   disable=not (tc.progress and self.main) or None, dynamic_ncols=True)
+        bar = progress(self.loader, desc=f"epoch {self.epoch + 1}/{tc.epochs}", unit="batch",
+                       enabled=tc.progress and self.main, log_line=False)  # fit() logs the epoch
         for batch in bar:
             batch = batch.to(self.device, non_blocking=True)
             with autocast(self.device, tc.amp):

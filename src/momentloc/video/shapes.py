@@ -226,6 +226,8 @@ def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overw
         raise ConfigError(f"{out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise ConfigError(f"{out}: directory is not empty (pass overwrite=True / --overwrite)")
+    from momentloc.engine.runtime import progress
+
     t0 = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence([seed, 9001]))
     records: dict[str, list[MomentRecord]] = {}
@@ -233,7 +235,7 @@ def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overw
     for split, count in zip(("train", "test"), videos or SIZES[size]):
         records[split] = []
         counts[split] = count
-        for i in range(count):
+        for i in progress(range(count), desc=f"render {split} videos", unit="video"):
             video = plan_video(f"{split[:2]}{i:04d}", split, rng)
             write_video(out / "videos" / f"{video.video_id}.mp4", render(video), fps=FPS)
             for text, s, e in sentences(video):
@@ -251,7 +253,7 @@ def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overw
         from momentloc.video.extractors import create_extractor
 
         extractor = create_extractor("colorhist", clip_rate=CLIP_RATE, max_side=FRAME)
-        spec = extract_directory(out / "videos", extractor, out / FEATURES, progress=False).spec
+        spec = extract_directory(out / "videos", extractor, out / FEATURES).spec
     card = DatasetCard(
         name=f"synth-shapes-{size}", format="charades_sta",
         splits={s: SplitFiles(f"charades_sta_{s}.txt", f"Charades_v1_{s}.csv") for s in records},

@@ -82,10 +82,16 @@ def run_figures(run_dir: str | Path, split: str | None = None, num_queries: int 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    from momentloc.engine.runtime import progress
+
     figs = {}
+    bar = progress(total=3 if attention else 2, desc=f"figures of {run_dir.name}", unit="stage")
+    bar.set_postfix_str("curves")
     history = read_history(run_dir)
     if history:
         figs["curves"] = training_curves(history)
+    bar.update()
+    bar.set_postfix_str("predictions")
     pred = predictions_file(run_dir, split)
     if pred is not None:
         lines = read_predictions(pred)
@@ -97,7 +103,9 @@ def run_figures(run_dir: str | Path, split: str | None = None, num_queries: int 
         figs["iou_histogram"] = iou_histogram(lines)
         figs["recall_by_length"] = recall_by_length(lines)
         split = pred.stem.removeprefix("predictions_")
+    bar.update()
     if attention:
+        bar.set_postfix_str("attention (loads the model)")
         try:
             maps, meta = attention_maps_of(run_dir, split, device=device)
         except (MomentlocError, OSError) as e:  # e.g. no checkpoint: the other figures stay
@@ -106,6 +114,9 @@ def run_figures(run_dir: str | Path, split: str | None = None, num_queries: int 
             if maps:
                 figs["attention"] = attention_figure(
                     maps, title=f"{meta['video_id']}: \"{meta['query']}\"")
+        bar.update()
+    bar.set_postfix_str(f"{len(figs)} figures")
+    bar.close()
     return figs
 
 
