@@ -58,7 +58,7 @@ def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int
             outputs = core(batch)
         cands = core.candidates(outputs, batch)
         lines += candidates_to_lines(cands, batch.meta, batch.spans, batch.durations, eval_cfg,
-                                     full_ranking=full_ranking)
+                                     full_ranking=full_ranking, lengths=batch.video_mask.sum(1))
     core.train(was_training)
     if dist.enabled:
         seen: set = set()

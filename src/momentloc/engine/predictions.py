@@ -10,6 +10,11 @@ One line per query (fields in order)::
 
 - ``pred_spans``: ``[start, end, score]`` in seconds, best first, at most ``eval.top_k``,
   after temporal NMS at ``eval.nms_thresh`` (common spec 6).
+- ``cmin`` (only with ``eval.protocol: cmin``): ``{"num_frames": n, "gt_frames": [s, e],
+  "picks": {"0.5": [[s, e, score], ...], ...}}``, the CMIN-lineage evaluation on the model's
+  step grid (metrics/protocol_cmin.py): integer boxes (inclusive) picked by its NMS at
+  ``m - 0.05`` for each IoU threshold m, and the ground truth as the steps covering it; R@n is
+  scored from these (mIoU and dR from ``pred_spans``).
 - ``pred_spans_by_iou`` (only with ``eval.nms_mode: per_metric``): for each IoU threshold m,
   the list after NMS at ``m - 0.05``; R@n at m is computed from it (the CMIN/CSMGAN
   protocol). Keys are thresholds as in metric names ("0.5").
@@ -32,9 +37,10 @@ import torch
 from momentloc.config.schema import EvalConfig
 from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import ConfigError, DataError
+from momentloc.metrics import protocol_cmin
 from momentloc.metrics.didemo import didemo_metrics
 from momentloc.metrics.retrieval import (DEFAULT_IOU_THRESHOLDS, DEFAULT_RECALL_AT,
-                                         compute_metrics, threshold_key)
+                                         compute_metrics, recall_key, threshold_key)
 from momentloc.spans import batched_nms, seconds_to_indices
 
 if TYPE_CHECKING:  # the models package imports every family; not needed at run time
@@ -60,8 +66,39 @@ def _gather_rows(spans: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor,
     return [[x for x, m in zip(r, mk) if m] for r, mk in zip(rows, mask)]
 
 
+def _cmin_fields(cands: "Candidates", spans: torch.Tensor, durations: torch.Tensor, lengths,
+                 eval_cfg: EvalConfig) -> list[dict]:
+    """Per query, the ``cmin`` field of a prediction line (see the module docstring)."""
+    from momentloc.heads.anchors import frame_ground_truth, ground_truth_steps
+
+    if cands.steps is None or lengths is None:
+        raise ConfigError("eval.protocol cmin scores candidates on the model's step grid: the "
+                          "model must return Candidates.steps (the anchor models CSMGAN and FIAN "
+                          "do) and the evaluation must pass the video lengths")
+    n = torch.as_tensor(lengths).detach().to("cpu", torch.float64).reshape(-1)
+    spans = torch.as_tensor(spans).detach().to("cpu", torch.float64)
+    durations = torch.as_tensor(durations).detach().to("cpu", torch.float64).reshape(-1)
+    gt = frame_ground_truth(ground_truth_steps(spans, durations, n))
+    gt = torch.stack([gt[:, 0], gt[:, 1] - 1], -1).numpy().astype(np.int64)
+    scores = (cands.scores * cands.valid).detach().to("cpu", torch.float32).numpy()
+    boxes = protocol_cmin.round_clip_boxes(
+        cands.steps.detach().to("cpu", torch.float32).numpy(), n.numpy().astype(np.int64))
+    ms = per_metric_thresholds(eval_cfg)
+    picks = {}
+    for m, thresh in zip(ms, protocol_cmin.nms_thresholds(ms)):
+        pk, _ = protocol_cmin.nms(scores, boxes, thresh, eval_cfg.top_k)
+        safe = np.maximum(pk, 0)
+        chosen = np.take_along_axis(boxes, safe[..., None], 1).tolist()
+        sc = np.take_along_axis(scores, safe, 1).tolist()
+        picks[threshold_key(m)] = [[[*b, s] for b, s, p in zip(rb, rs, rp) if p >= 0]
+                                   for rb, rs, rp in zip(chosen, sc, pk.tolist())]
+    return [{"num_frames": int(n[b]), "gt_frames": gt[b].tolist(),
+             "picks": {k: rows[b] for k, rows in picks.items()}} for b in range(len(gt))]
+
+
 def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
-                        eval_cfg: EvalConfig, full_ranking: bool = False) -> list[dict]:
+                        eval_cfg: EvalConfig, full_ranking: bool = False,
+                        lengths=None) -> list[dict]:
     """NMS'd prediction lines for a batch (one NMS call per setting, vectorized over B).
 
     Args:
@@ -73,6 +110,7 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
             ``per_metric``, see :func:`per_metric_thresholds`).
         full_ranking: also store ``ranked_spans`` (all valid candidates by score, no NMS);
             pass True for DiDeMo's protocol.
+        lengths: ``(B,)`` real steps per video (``eval.protocol: cmin`` needs them).
     Returns:
         ``B`` dicts in the predictions-file layout (see the module docstring).
     """
@@ -99,6 +137,8 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         order = torch.sort(c_scores.masked_fill(~c_valid, float("-inf")), dim=1, descending=True,
                            stable=True).indices
         ranked = _gather_rows(c_spans, c_scores, order, torch.gather(c_valid, 1, order))
+    cmin = (_cmin_fields(cands, spans, durations, lengths, eval_cfg)
+            if eval_cfg.protocol == "cmin" else None)
 
     lines = []
     for b, m in enumerate(meta):
@@ -110,6 +150,8 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
             line["pred_spans_by_iou"] = {k: rows[b] for k, rows in by_iou.items()}
         if ranked is not None:
             line["ranked_spans"] = ranked[b]
+        if cmin is not None:
+            line["cmin"] = cmin[b]
         lines.append(line)
     return lines
 
@@ -222,6 +264,24 @@ def _pad(lists: Sequence[list]) -> tuple[np.ndarray, np.ndarray]:
     return out, valid
 
 
+def _cmin_metrics(lines: Sequence[dict], recall_at: Sequence[int],
+                  thresholds: Sequence[float]) -> dict:
+    """R@n IoU=m from the lines' ``cmin`` fields, by the CMIN-lineage rules."""
+    out = {}
+    try:
+        gt = np.array([line["cmin"]["gt_frames"] for line in lines], dtype=np.int64)
+        for m in thresholds:
+            key = threshold_key(m)
+            boxes, valid = _pad([line["cmin"]["picks"][key] for line in lines])
+            hit = protocol_cmin.frame_boxes_recall(boxes, valid, gt, float(m), recall_at)
+            rec = protocol_cmin.recall_from_hits(hit)
+            out.update({recall_key(n, m): float(r) for n, r in zip(recall_at, rec)})
+    except (KeyError, TypeError, ValueError) as e:
+        raise DataError(f"eval.protocol cmin: a prediction line's cmin field is incomplete or "
+                        f"malformed ({type(e).__name__}: {e}); rerun the predictions") from None
+    return out
+
+
 def metrics_from_lines(lines: Sequence[dict], eval_cfg: EvalConfig,
                        recall_at: Sequence[int] | None = None,
                        iou_thresholds: Sequence[float] | None = None,
@@ -280,6 +340,8 @@ def metrics_from_lines(lines: Sequence[dict], eval_cfg: EvalConfig,
                                 f"pred_spans_by_iou[{key!r}])") from None
             per = score(lists, (m,))
             out.update({k: v for k, v in per.items() if k != "mIoU"})
+    if eval_cfg.protocol == "cmin" and any("cmin" in line for line in lines):
+        out.update(_cmin_metrics(lines, recall_at, thresholds))
     if protocol == "didemo":
         ranked, valid = _pad([line.get("ranked_spans", line["pred_spans"]) for line in lines])
         ann, ann_valid = _pad([line.get("annotator_spans") or [line["gt_span"]] for line in lines])

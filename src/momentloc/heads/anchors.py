@@ -52,11 +52,33 @@ class AnchorLayout:
     def num_anchors(self) -> int:
         return self.bounds.shape[0]
 
-    def legal(self, lengths: torch.Tensor) -> torch.Tensor:
-        """``(B, K)`` bool: the anchor lies inside the video's ``lengths[b]`` real steps."""
+    def legal(self, lengths: torch.Tensor, end_before_length: bool = False) -> torch.Tensor:
+        """``(B, K)`` bool: the anchor lies inside the video's ``lengths[b]`` real steps (its
+        end at most the last step; with ``end_before_length`` only below ``lengths[b]``, the
+        CSMGAN release's rule, which keeps anchors ending half a step past the last one)."""
         a, b = self.bounds[:, 0], self.bounds[:, 1]
-        last = lengths.to(self.bounds.dtype)[:, None] - 1
-        return (a >= -_EPS)[None, :] & (b[None, :] <= last + _EPS)
+        n = lengths.to(self.bounds.dtype)[:, None]
+        inside = b[None, :] < n - _EPS if end_before_length else b[None, :] <= n - 1 + _EPS
+        return (a >= -_EPS)[None, :] & inside
+
+    def truncated(self) -> "AnchorLayout":
+        """The anchors with bounds truncated toward zero (the CSMGAN release's proposals)."""
+        return AnchorLayout(self.bounds.trunc(), self.level)
+
+    def to(self, dtype: torch.dtype) -> "AnchorLayout":
+        return AnchorLayout(self.bounds.to(dtype), self.level)
+
+    def iou_steps(self, gt: torch.Tensor) -> torch.Tensor:
+        """``(B, K)`` IoU of every anchor with ``(B, 2)`` ground truth ``[s', e')`` in steps."""
+        a, b = self.bounds[:, 0], self.bounds[:, 1]
+        covered = torch.stack([a, b + 1], -1)                               # (K, 2) [a, b+1)
+        return temporal_iou(covered[None], gt.to(a.dtype)[:, None, :])
+
+    def offsets_steps(self, gt: torch.Tensor) -> torch.Tensor:
+        """``(B, K, 2)`` offsets ``(s' - a, e' - 1 - b)`` that reach ``[s', e')`` from each anchor."""
+        a, b = self.bounds[:, 0], self.bounds[:, 1]
+        gt = gt.to(a.dtype)
+        return torch.stack([gt[:, None, 0] - a[None], gt[:, None, 1] - 1 - b[None]], -1)
 
     def targets(self, spans: torch.Tensor, durations: torch.Tensor, lengths: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,11 +92,7 @@ class AnchorLayout:
             ``offsets (B, K, 2)`` targets ``(δs*, δe*)`` in steps.
         """
         gt = ground_truth_steps(spans, durations, lengths)                  # (B, 2) [s', e')
-        a, b = self.bounds[:, 0], self.bounds[:, 1]
-        covered = torch.stack([a, b + 1], -1)                               # (K, 2) [a, b+1)
-        iou = temporal_iou(covered[None], gt[:, None, :])                   # (B, K)
-        offsets = torch.stack([gt[:, None, 0] - a[None], gt[:, None, 1] - 1 - b[None]], -1)
-        return iou, offsets
+        return self.iou_steps(gt), self.offsets_steps(gt)
 
     def decode(self, offsets: torch.Tensor | None, durations: torch.Tensor,
                lengths: torch.Tensor) -> torch.Tensor:
@@ -101,6 +119,15 @@ def ground_truth_steps(spans: torch.Tensor, durations: torch.Tensor, lengths: to
     n = lengths.to(spans.dtype)[:, None]
     x = spans / durations.to(spans.dtype)[:, None].clamp_min(_EPS) * n
     return torch.minimum(x.clamp_min(0), n)
+
+
+def frame_ground_truth(gt: torch.Tensor, tol: float = 1e-4) -> torch.Tensor:
+    """``(B, 2)`` ``[s', e')`` in steps -> the integer steps that cover it, ``[floor(s'),
+    ceil(e'))`` (at least one step; ``tol`` absorbs the rounding of seconds <-> steps). As
+    inclusive indices ``(floor(s'), ceil(e') - 1)`` these are the release's frame labels."""
+    start = torch.floor(gt[:, 0] + tol)
+    end = torch.maximum(torch.ceil(gt[:, 1] - tol), start + 1)
+    return torch.stack([start, end], -1)
 
 
 def centered_layout(num_steps: int, widths: tuple[float, ...], device=None) -> AnchorLayout:
@@ -228,19 +255,24 @@ class SlidingWindowHead(nn.Module):
 
 
 def anchor_candidates(layout: AnchorLayout, logits: torch.Tensor, offsets: torch.Tensor | None,
-                      video_mask: torch.Tensor, durations: torch.Tensor) -> Candidates:
+                      video_mask: torch.Tensor, durations: torch.Tensor,
+                      legal: torch.Tensor | None = None) -> Candidates:
     """Scored, refined candidates in seconds for the engine's NMS.
 
     Scores are ``sigmoid(logits)``. Illegal anchors (outside the video) are invalid, except
     in a video too short for any legal anchor, where every anchor centred inside the video
-    stays valid (clipped to it) so that the video still gets a prediction.
+    stays valid (clipped to it) so that the video still gets a prediction. ``legal``
+    overrides ``layout.legal`` (a model with its own rule). ``steps`` holds the refined
+    anchors on the step grid, unclipped.
     """
     from momentloc.models.base import Candidates
 
     lengths = video_mask.sum(1)
-    legal = layout.legal(lengths)
+    legal = layout.legal(lengths) if legal is None else legal
     centre = layout.bounds.mean(-1)[None, :]                                # (1, K)
     centred_inside = (centre >= 0) & (centre < lengths[:, None].to(centre.dtype))
     valid = legal | (~legal.any(1, keepdim=True) & centred_inside)
     spans = layout.decode(offsets, durations, lengths)
-    return Candidates(spans=spans, scores=torch.sigmoid(logits), valid=valid)
+    steps = layout.bounds[None] if offsets is None else layout.bounds[None] + offsets
+    return Candidates(spans=spans, scores=torch.sigmoid(logits), valid=valid,
+                      steps=steps.expand(logits.shape[0], -1, -1))

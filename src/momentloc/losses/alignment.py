@@ -6,17 +6,26 @@ bool mask of the anchors that take part (legal anchors of real videos).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 
 from momentloc.losses.common import masked_soft_bce
 
 
-def iou_alignment_loss(logits: torch.Tensor, iou: torch.Tensor, mask: torch.Tensor
-                       ) -> torch.Tensor:
-    """CSMGAN eq. 17: soft-label BCE of ``sigmoid(logits)`` against the IoU targets, averaged
-    over every masked anchor of the batch."""
-    return masked_soft_bce(logits, iou, mask, from_logits=True)
+def iou_alignment_loss(logits: torch.Tensor, iou: torch.Tensor, mask: torch.Tensor,
+                       normalize: Literal["legal", "all"] = "legal") -> torch.Tensor:
+    """CSMGAN eq. 17: soft-label BCE of ``sigmoid(logits)`` against the IoU targets.
+
+    ``normalize="legal"`` averages over every masked anchor of the batch; ``"all"`` sums the
+    masked anchors' terms and divides by all ``B x K`` anchors (the CSMGAN release, whose
+    masked-out anchors enter its mean with a zero term).
+    """
+    if normalize == "legal":
+        return masked_soft_bce(logits, iou, mask, from_logits=True)
+    bce = F.binary_cross_entropy_with_logits(logits, iou, reduction="none")
+    return (bce * mask.to(bce.dtype)).sum() / max(bce.numel(), 1)
 
 
 def balanced_alignment_loss(logits: torch.Tensor, iou: torch.Tensor, mask: torch.Tensor,
@@ -39,7 +48,7 @@ def balanced_alignment_loss(logits: torch.Tensor, iou: torch.Tensor, mask: torch
 
 
 def offset_loss(pred: torch.Tensor, target: torch.Tensor, positive: torch.Tensor,
-                per_video: bool = False) -> torch.Tensor:
+                per_video: bool = False, coords: Literal["sum", "mean"] = "sum") -> torch.Tensor:
     """Boundary loss (CSMGAN eq. 18, FIAN eq. 17): ``R1(δs - δs*) + R1(δe - δe*)`` with the
     smooth L1 ``R1`` (common spec B4), averaged over positive anchors.
 
@@ -47,10 +56,13 @@ def offset_loss(pred: torch.Tensor, target: torch.Tensor, positive: torch.Tensor
         pred, target: ``(B, K, 2)`` offsets in steps. positive: ``(B, K)`` bool.
         per_video: average over each video's positives and then over the videos that have
             any (FIAN); else over all positives of the batch at once (CSMGAN).
+        coords: ``sum`` the start and end terms of an anchor (the equations) or take their
+            ``mean`` (the CSMGAN release's SmoothL1 mean over positives x 2).
     Returns:
         scalar; 0 (still attached to ``pred``) when there is no positive.
     """
-    r1 = F.smooth_l1_loss(pred, target.to(pred.dtype), reduction="none", beta=1.0).sum(-1)
+    r1 = F.smooth_l1_loss(pred, target.to(pred.dtype), reduction="none", beta=1.0)
+    r1 = r1.sum(-1) if coords == "sum" else r1.mean(-1)
     pos = positive.to(r1.dtype)
     if not per_video:
         return (r1 * pos).sum() / pos.sum().clamp_min(1.0)

@@ -164,3 +164,18 @@ def recall_from_hits(per_query) -> np.ndarray:
     """Official table from ``(Q, ...)`` 0/1 results: the float32 sum over queries / Q (float64)."""
     per_query = np.asarray(per_query, dtype=np.float32)
     return per_query.sum(0, dtype=np.float32).astype(np.float64) / max(per_query.shape[0], 1)
+
+
+def frame_boxes_recall(boxes, valid, gt, m: float, recall_at: Sequence[int]) -> np.ndarray:
+    """``(Q, len(recall_at))`` bool hits of already picked integer boxes ``(Q, k, 2)`` (best
+    first, ``valid`` ``(Q, k)``) against ``(Q, 2)`` integer ground truth (the rule of
+    :func:`hits`, for boxes stored in prediction lines)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(len(gt), -1, 2)
+    valid = np.asarray(valid, dtype=bool).reshape(boxes.shape[:2])
+    k = max(max(recall_at), boxes.shape[1])
+    if boxes.shape[1] < k:
+        boxes = np.pad(boxes, ((0, 0), (0, k - boxes.shape[1]), (0, 0)))
+        valid = np.pad(valid, ((0, 0), (0, k - valid.shape[1])))
+    ok = (inclusive_iou(gt, boxes) >= m) & valid
+    rank = np.arange(k)[None, :]
+    return np.stack([(ok & (rank < n)).any(1) for n in recall_at], axis=1)

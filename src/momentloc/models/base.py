@@ -40,11 +40,15 @@ class Candidates:
         spans: ``(B, K, 2)`` (start, end) in seconds, 0 <= start <= end <= duration.
         scores: ``(B, K)`` higher is better.
         valid: ``(B, K)`` bool; False on padding or illegal candidates.
+        steps: optional ``(B, K, 2)`` the same candidates as refined on the model's step grid
+            (inclusive, unclipped, possibly reversed), for protocols that score them there
+            (``eval.protocol: cmin``).
     """
 
     spans: torch.Tensor
     scores: torch.Tensor
     valid: torch.Tensor
+    steps: torch.Tensor | None = None
 
 
 class GroundingModel(nn.Module):

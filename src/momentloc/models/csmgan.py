@@ -20,7 +20,14 @@ from torch import nn
 
 from momentloc.config.schema import ModelConfig
 from momentloc.data.batch import Batch
-from momentloc.heads.anchors import CenteredAnchorHead, anchor_candidates, scaled_widths
+from momentloc.heads.anchors import (
+    AnchorLayout,
+    CenteredAnchorHead,
+    anchor_candidates,
+    frame_ground_truth,
+    ground_truth_steps,
+    scaled_widths,
+)
 from momentloc.losses.alignment import iou_alignment_loss, offset_loss
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers.convgru import ConvGRUCell
@@ -41,7 +48,8 @@ class CSMGANConfig(ModelConfig):
         video_sa_layers / video_sa_heads: self-attention layers and heads of the video
             encoder. video_sa_window: attend within +-window steps (0 = global; the release
             uses 3). video_sa_on_input: attend on the raw features before any projection
-            (the release) instead of after a Linear to d.
+            (the release) instead of after a Linear to d. video_sa_attn_dropout: dropout on
+            the attention weights (None: ``dropout``; the release has none).
         sent_encoder: ``hierarchical`` (word/phrase/sentence levels, eqs. 1-3) or ``bigru``
             (the "w/o HS" ablation: one BiGRU over the word vectors).
         phrase_dilation: dilation of the bigram/trigram convolutions (release: 2).
@@ -68,6 +76,38 @@ class CSMGANConfig(ModelConfig):
             of the video's best IoU that an anchor must reach, release ActivityNet 0.8).
         align_target: ``iou`` (eq. 17) or ``iou_over_max`` (each video's IoUs divided by
             its best, release).
+
+    Release switches (docs/models/csmgan.md, "Paper and release"; the defaults are the paper
+    reading):
+        video_in_linear: a learned ``Linear(video_dim, video_in_linear)`` on the features before the
+            video encoder (release TACoS: 4096 -> 500); 0 = none.
+        phrase_align: ``forward`` (position n sees words n, n+δ, ... zero-padded at the end)
+            or ``centered`` (symmetric padding: the release's bigram sees n-1 and n+1 at
+            dilation 2, its trigram n-2, n, n+2).
+        sent_rnn_packed: the sentence-level RNN skips padded words (false: it runs over all
+            positions, its backward direction starting in the padding, as the release).
+        sent_rnn_dropout: dropout between the sentence RNN's layers (release 0.2).
+        graph_softmax: ``sender`` (each node's incoming weights sum to 1, eqs. 5, 11) or
+            ``receiver`` (each sending node's weights sum to 1 over the receiving nodes, the
+            release's CMG and SMG).
+        mask_words: padded words take no part in the graph (false: they are unmasked nodes of
+            the co-attention, the word self-graph and the node updates, as the release).
+        convgru_init: ``default`` (PyTorch init, update-gate bias ``convgru_update_bias``) or
+            ``orthogonal`` (orthogonal gate weights, zero biases, the release).
+        smg_pe_scale: the positional term of eq. 10: ``literal`` (α PE) or ``unit`` (α PE
+            divided by its norm sqrt(d/2), so that it weighs like unit-norm features; see
+            "The self-modal graph at width 512" in the docs).
+        legal_end: an anchor is legal when its end is ``<= last_step`` (n - 1) or, as the
+            release, ``< num_steps`` (n; half a step past the last one is allowed).
+        anchor_rounding: ``none`` or ``trunc``: offsets refine the anchors truncated toward
+            zero (the release adds them to integer proposals; targets keep the exact ones).
+        target_grid: ``continuous`` (ground truth ``[s n/T, e n/T)`` in fractional steps) or
+            ``frames`` (snapped to the inclusive integer steps that cover it, the release's
+            frame labels; IoU and offset targets are then on integer frames).
+        align_norm: average the alignment BCE over the ``legal`` anchors or over ``all``
+            anchors of the batch (the release's mean over B x K with illegal ones at 0).
+        boundary_reduction: the two boundary terms of an anchor are summed (``sum``, eq. 18)
+            or averaged (``mean``, the release's SmoothL1 over n_pos x 2).
     """
 
     loss_weights: dict[str, float] = field(default_factory=lambda: {"boundary": 0.005})
@@ -77,6 +117,7 @@ class CSMGANConfig(ModelConfig):
     video_sa_heads: int = 8
     video_sa_window: int = 0
     video_sa_on_input: bool = False
+    video_sa_attn_dropout: float | None = None
     sent_encoder: Literal["hierarchical", "bigru"] = "hierarchical"
     phrase_dilation: int = 1
     phrase_activation: Literal["tanh", "none"] = "tanh"
@@ -97,8 +138,21 @@ class CSMGANConfig(ModelConfig):
     anchor_stride: float = 0.25
     anchor_widths: Literal["scaled", "kernel"] = "scaled"
     tau: float = 0.5
-    positive_rule: Literal["threshold", "relative"] = "threshold"
+    positive_rule: Literal["threshold", "at_least", "relative"] = "threshold"
     align_target: Literal["iou", "iou_over_max"] = "iou"
+    video_in_linear: int = 0
+    phrase_align: Literal["forward", "centered"] = "forward"
+    sent_rnn_packed: bool = True
+    sent_rnn_dropout: float = 0.0
+    graph_softmax: Literal["sender", "receiver"] = "sender"
+    mask_words: bool = True
+    convgru_init: Literal["default", "orthogonal"] = "default"
+    smg_pe_scale: Literal["literal", "unit"] = "literal"
+    legal_end: Literal["last_step", "num_steps"] = "last_step"
+    anchor_rounding: Literal["none", "trunc"] = "none"
+    target_grid: Literal["continuous", "frames"] = "continuous"
+    align_norm: Literal["legal", "all"] = "legal"
+    boundary_reduction: Literal["sum", "mean"] = "sum"
 
     def __post_init__(self):
         if self.hidden_dim < 2 or self.hidden_dim % 2:
@@ -109,6 +163,8 @@ class CSMGANConfig(ModelConfig):
             raise ValueError(f"anchor_kernels must be positive sizes, got {self.anchor_kernels}")
         if not 0.0 < self.tau < 1.0:
             raise ValueError(f"tau must lie in (0, 1), got {self.tau}")
+        if self.video_in_linear < 0:
+            raise ValueError(f"video_in_linear must be >= 0, got {self.video_in_linear}")
 
     @property
     def widths(self) -> tuple[float, ...]:
@@ -122,20 +178,28 @@ class HierarchicalSentenceEncoder(nn.Module):
     """Word, phrase and sentence levels of the query (eqs. 1-3).
 
     Phrase level: uni/bi/tri-gram ``tanh(Conv1d)`` with ``d_g`` filters, zero-padded at the
-    end so that position n sees words n..n+k-1 (eq. 1), max-pooled over k (eq. 2). Sentence
-    level: a BiGRU over the phrases, width d_g. Output: a BiGRU over ``[Qw; Qp; Qs]`` (eq. 3).
+    end so that position n sees words n..n+k-1 (eq. 1; ``align="centered"`` pads both sides
+    instead), max-pooled over k (eq. 2). Sentence level: a BiGRU over the phrases, width d_g.
+    Output: a BiGRU over ``[Qw; Qp; Qs]`` (eq. 3).
+
+    ``packed=False`` runs the sentence RNN over every position (padding included) and
+    ``mask_phrases=False`` keeps the phrase values at padded positions (the release does both).
 
     Forward: words ``(B, L, Dw)``, mask ``(B, L)``. Returns ``(B, L, output_dim)``.
     """
 
     def __init__(self, word_dim: int, output_dim: int, dilation: int = 1,
-                 activation: str = "tanh", rnn: str = "gru", rnn_layers: int = 1):
+                 activation: str = "tanh", rnn: str = "gru", rnn_layers: int = 1,
+                 align: str = "forward", packed: bool = True, mask_phrases: bool = True,
+                 rnn_dropout: float = 0.0):
         super().__init__()
-        self.activation = activation
+        self.activation, self.align = activation, align
+        self.packed, self.mask_phrases = packed, mask_phrases
         self.convs = nn.ModuleList(nn.Conv1d(word_dim, word_dim, k, dilation=dilation)
                                    for k in (1, 2, 3))
         sent_dim = word_dim - word_dim % 2          # a BiGRU needs an even width
-        self.sentence = RNNEncoder(word_dim, sent_dim, cell=rnn, num_layers=rnn_layers)
+        self.sentence = RNNEncoder(word_dim, sent_dim, cell=rnn, num_layers=rnn_layers,
+                                   dropout=rnn_dropout)
         self.fuse = RNNEncoder(2 * word_dim + sent_dim, output_dim)
 
     def phrases(self, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -144,14 +208,16 @@ class HierarchicalSentenceEncoder(nn.Module):
         levels = []
         for conv in self.convs:
             reach = (conv.kernel_size[0] - 1) * conv.dilation[0]
-            p = conv(F.pad(x, (0, reach)))                                  # eq. 1
+            pad = (0, reach) if self.align == "forward" else (reach // 2, reach - reach // 2)
+            p = conv(F.pad(x, pad))                                         # eq. 1
             levels.append(torch.tanh(p) if self.activation == "tanh" else p)
-        return torch.stack(levels).amax(0).transpose(1, 2) * mask.unsqueeze(-1).to(words.dtype)
+        out = torch.stack(levels).amax(0).transpose(1, 2)
+        return out * mask.unsqueeze(-1).to(words.dtype) if self.mask_phrases else out
 
     def forward(self, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         words = words * mask.unsqueeze(-1).to(words.dtype)
         phrases = self.phrases(words, mask)                                 # eq. 2
-        sentence, _ = self.sentence(phrases, mask)
+        sentence, _ = self.sentence(phrases, mask if self.packed else None)
         out, _ = self.fuse(torch.cat([words, phrases, sentence], -1), mask)  # eq. 3
         return out
 
@@ -159,16 +225,25 @@ class HierarchicalSentenceEncoder(nn.Module):
 class JointGraphLayer(nn.Module):
     """One cross-modal (CMG) then self-modal (SMG) relation graph layer (sec. 3.3).
 
-    Forward: video ``(B, T, d)``, query ``(B, L, d)``, their masks. Returns the updated
-    ``(video, query)`` and attention maps ``cmg`` ``(B, L, T)`` (word -> frame weights,
-    columns sum to 1) and ``smg`` ``(B, T, T)``.
+    Forward: video ``(B, T, d)``, query ``(B, L, d)``, their masks (``query_mask`` None:
+    padded words are ordinary nodes, as in the release). Returns the updated ``(video,
+    query)`` and attention maps ``cmg`` ``(B, L, T)`` (the weights of the word -> frame
+    messages), ``smg`` ``(B, T, T)`` and ``smg_query`` ``(B, L, L)`` (row k: the weights of
+    the messages node k receives).
+
+    ``softmax="sender"`` normalises the weights each receiving node gets (eqs. 5, 11);
+    ``"receiver"`` normalises each sending node's weights over the nodes it reaches (the
+    release's ``softmax`` over the other axis, in the CMG and the SMG).
     """
 
     def __init__(self, dim: int, proj: str = "both", gate: bool = True, use_smg: bool = True,
                  pe_alpha: float = 1.0, smg_scaled: bool = False, update: str = "convgru",
-                 kernel: int = 1, update_bias: float = 0.0):
+                 kernel: int = 1, update_bias: float = 0.0, softmax: str = "sender",
+                 pe_scale: str = "literal", init: str = "default"):
         super().__init__()
-        self.dim, self.use_smg, self.pe_alpha, self.update = dim, use_smg, pe_alpha, update
+        self.dim, self.use_smg, self.update = dim, use_smg, update
+        self.proj, self.softmax = proj, softmax
+        self.pe_alpha = pe_alpha / (math.sqrt(dim / 2) if pe_scale == "unit" else 1.0)
         self.smg_scale = 1.0 / math.sqrt(dim) if smg_scaled else 1.0
         # Eq. 4's W_q, W_v: bias-free linear maps into a joint space.
         self.w_q = nn.Linear(dim, dim, bias=False) if proj == "both" else None
@@ -180,25 +255,41 @@ class JointGraphLayer(nn.Module):
         self.cells = nn.ModuleDict(
             {n: ConvGRUCell(dim, dim, kernel, update_bias) for n in names}
             if update == "convgru" else {})
+        if init == "orthogonal":
+            for cell in self.cells.values():
+                _orthogonal_gru_init(cell)
 
     def _update(self, name: str, message, state, mask):
         if self.update == "add":
-            return (state + message) * mask.unsqueeze(-1).to(state.dtype)
+            out = state + message
+            return out if mask is None else out * mask.unsqueeze(-1).to(state.dtype)
         return self.cells[name](message, state, mask)
 
-    def _self_graph(self, h: torch.Tensor, mask: torch.Tensor):
+    def _weights(self, sim, recv_mask, send_mask, recv_dim: int):
+        """Softmax of ``sim`` over the receivers (axis ``recv_dim``) or the senders."""
+        other = 3 - recv_dim
+        if self.softmax == "sender":
+            return masked_softmax(sim, send_mask, dim=other)
+        w = masked_softmax(sim, recv_mask, dim=recv_dim)
+        return w if send_mask is None else w * send_mask
+
+    def _self_graph(self, h: torch.Tensor, mask: torch.Tensor | None):
         pe = sinusoidal_table(h.shape[1], self.dim, device=h.device, dtype=h.dtype)
         x = h + self.pe_alpha * pe                                          # eq. 10 (PE eq. 9)
         sim = x @ x.transpose(1, 2) * self.smg_scale                        # (B, N, N)
-        attn = masked_softmax(sim, mask[:, None, :], dim=-1)
+        m = None if mask is None else mask
+        attn = self._weights(sim, None if m is None else m[:, :, None],
+                             None if m is None else m[:, None, :], recv_dim=1)
         return attn @ h, attn                                               # eq. 11
 
     def forward(self, video, query, video_mask, query_mask):
         qe = self.w_q(query) if self.w_q is not None else query
         ve = self.w_v(video) if self.w_v is not None else video
         edges = qe @ ve.transpose(1, 2)                                     # eq. 4 (B, L, T)
-        a_v = masked_softmax(edges, query_mask[:, :, None], dim=1)          # words -> frame
-        a_q = masked_softmax(edges, video_mask[:, None, :], dim=2)          # frames -> word
+        qm = None if query_mask is None else query_mask[:, :, None]
+        vm = video_mask[:, None, :]
+        a_v = self._weights(edges, vm, qm, recv_dim=2)                      # words -> frame
+        a_q = self._weights(edges, qm, vm, recv_dim=1)                      # frames -> word
         w_v, w_q = a_v, a_q
         if self.gate_v is not None:
             # Eq. 6 on the message A[n,t] h_n: sigmoid((A h_n) W_g + b_g), computed exactly as
@@ -208,16 +299,32 @@ class JointGraphLayer(nn.Module):
             w_q = a_q * torch.sigmoid(a_q * F.linear(video, self.gate_q.weight).transpose(1, 2)
                                       + self.gate_q.bias)
         msg_v = w_v.transpose(1, 2) @ query                                 # eqs. 5, 7 (B, T, d)
-        msg_q = w_q @ video                                                 # reverse (B, L, d)
+        # reverse (B, L, d); with only the frames projected their projection is the value
+        msg_q = w_q @ (ve if self.proj == "video" else video)
         video = self._update("cmg_video", msg_v, video, video_mask)         # eq. 8
         query = self._update("cmg_query", msg_q, query, query_mask)
         maps = {"cmg": a_v}
         if self.use_smg:
             msg_v, maps["smg"] = self._self_graph(video, video_mask)
-            msg_q, _ = self._self_graph(query, query_mask)
+            msg_q, maps["smg_query"] = self._self_graph(query, query_mask)
             video = self._update("smg_video", msg_v, video, video_mask)     # eq. 12
             query = self._update("smg_query", msg_q, query, query_mask)
         return video, query, maps
+
+
+def _orthogonal_gru_init(cell: ConvGRUCell) -> None:
+    """The release's GRU-cell init: each gate's weight orthogonal, every bias zero."""
+    hidden = cell.candidate.out_channels
+    with torch.no_grad():
+        for weight, rows in ((cell.gates.weight, slice(0, hidden)),
+                             (cell.gates.weight, slice(hidden, 2 * hidden)),
+                             (cell.candidate.weight, slice(0, hidden))):
+            for k in range(weight.shape[-1]):
+                w = torch.empty(hidden, weight.shape[1])
+                nn.init.orthogonal_(w)
+                weight[rows, :, k] = w
+        cell.gates.bias.zero_()
+        cell.candidate.bias.zero_()
 
 
 class MultiModalIntegration(nn.Module):
@@ -259,21 +366,26 @@ class CSMGAN(GroundingModel):
         self.cfg = cfg
         d = cfg.hidden_dim
         self.drop = nn.Dropout(cfg.dropout)
+        self.video_in = nn.Linear(video_dim, cfg.video_in_linear) if cfg.video_in_linear else None
         self.video_encoder = SelfAttentionVideoEncoder(
-            video_dim, d, num_layers=cfg.video_sa_layers, num_heads=cfg.video_sa_heads,
-            window=cfg.video_sa_window, layer_norm=False,
-            project_input=not cfg.video_sa_on_input, dropout=cfg.dropout)
+            cfg.video_in_linear or video_dim, d, num_layers=cfg.video_sa_layers,
+            num_heads=cfg.video_sa_heads, window=cfg.video_sa_window, layer_norm=False,
+            project_input=not cfg.video_sa_on_input, dropout=cfg.dropout,
+            attn_dropout=cfg.video_sa_attn_dropout)
         if cfg.sent_encoder == "hierarchical":
             self.query_encoder = HierarchicalSentenceEncoder(
                 word_dim, d, dilation=cfg.phrase_dilation, activation=cfg.phrase_activation,
-                rnn=cfg.sent_rnn, rnn_layers=cfg.sent_rnn_layers)
+                rnn=cfg.sent_rnn, rnn_layers=cfg.sent_rnn_layers, align=cfg.phrase_align,
+                packed=cfg.sent_rnn_packed, mask_phrases=cfg.mask_words,
+                rnn_dropout=cfg.sent_rnn_dropout)
         else:
             self.query_encoder = RNNEncoder(word_dim, d)
         self.graph = nn.ModuleList(
             JointGraphLayer(d, proj=cfg.cmg_proj, gate=cfg.cmg_gate, use_smg=cfg.use_smg,
                             pe_alpha=cfg.smg_pe_alpha, smg_scaled=cfg.smg_scaled,
                             update=cfg.node_update, kernel=cfg.convgru_kernel,
-                            update_bias=cfg.convgru_update_bias)
+                            update_bias=cfg.convgru_update_bias, softmax=cfg.graph_softmax,
+                            pe_scale=cfg.smg_pe_scale, init=cfg.convgru_init)
             for _ in range(cfg.graph_layers))
         self.integration = MultiModalIntegration(d, cfg.integ_attn, cfg.integ_temperature)
         self.localizer_rnn = RNNEncoder(2 * d, d)
@@ -286,48 +398,72 @@ class CSMGAN(GroundingModel):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         vmask, qmask = batch.video_mask, batch.query_mask
-        video, _ = self.video_encoder(self.drop(batch.video_feats), vmask)  # V_hat (B, T, d)
+        feats = self.drop(batch.video_feats)
+        if self.video_in is not None:
+            feats = self.video_in(feats)
+        video, _ = self.video_encoder(feats, vmask)                         # V_hat (B, T, d)
         query = self._encode_query(self.drop(batch.query_feats), qmask)     # Q_hat (B, L, d)
         video, query = self.drop(video), self.drop(query)
+        graph_qmask = qmask if self.cfg.mask_words else None
         out: dict[str, torch.Tensor] = {}
         for layer in self.graph:
-            video, query, maps = layer(video, query, vmask, qmask)
+            video, query, maps = layer(video, query, vmask, graph_qmask)
         if self.graph:
             out["cmg_attention"] = maps["cmg"]
-            if "smg" in maps:
-                out["smg_attention"] = maps["smg"]
+            for name in ("smg", "smg_query"):
+                if name in maps:
+                    out[f"{name}_attention"] = maps[name]
         fused, out["integration_attention"] = self.integration(video, query, qmask)
         feats, _ = self.localizer_rnn(fused, vmask)                         # (B, T, d)
         out["logits"], out["offsets"] = self.head(self.drop(feats))         # eqs. 15-16
         return out
+
+    def _layouts(self, batch: Batch) -> tuple[AnchorLayout, AnchorLayout]:
+        """The anchors as placed (targets, legality) and as refined by the offsets."""
+        layout = self.head.layout(batch.video_feats.shape[1], batch.video_feats.device)
+        return layout, (layout.truncated() if self.cfg.anchor_rounding == "trunc" else layout)
+
+    def _legal(self, layout: AnchorLayout, lengths: torch.Tensor) -> torch.Tensor:
+        return layout.legal(lengths, end_before_length=self.cfg.legal_end == "num_steps")
 
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-anchor training targets: ``align`` ``(B, K)`` soft labels, ``offsets``
         ``(B, K, 2)`` in steps, ``legal`` and ``positive`` ``(B, K)`` bool."""
         cfg = self.cfg
         lengths = batch.video_mask.sum(1)
-        layout = self.head.layout(batch.video_feats.shape[1], batch.video_feats.device)
-        iou, offsets = layout.targets(batch.spans, batch.durations, lengths)
-        legal = layout.legal(lengths)
+        layout, refined = self._layouts(batch)
+        gt = ground_truth_steps(batch.spans, batch.durations, lengths)
+        if cfg.target_grid == "frames":   # the release's integer frame labels, exact IoUs
+            gt = frame_ground_truth(gt).double()
+            layout, refined = layout.to(torch.float64), refined.to(torch.float64)
+        iou = layout.iou_steps(gt)
+        offsets = refined.offsets_steps(gt).to(batch.spans.dtype)
+        legal = self._legal(layout, lengths)
         iou = iou * legal
         best = iou.amax(1, keepdim=True).clamp_min(1e-6)
         align = iou if cfg.align_target == "iou" else iou / best
         if cfg.positive_rule == "threshold":
             positive = legal & (iou > cfg.tau)
+        elif cfg.positive_rule == "at_least":
+            positive = legal & (iou >= cfg.tau)
         else:
             positive = legal & (iou >= cfg.tau * best) & (iou > 0)
-        return {"align": align, "offsets": offsets, "legal": legal, "positive": positive}
+        return {"align": align.to(batch.spans.dtype), "offsets": offsets, "legal": legal,
+                "positive": positive}
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
         """``align`` (eq. 17) and ``boundary`` (eq. 18); eq. 19's β is ``loss_weights``."""
-        t = self.targets(batch)
-        return {"align": iou_alignment_loss(outputs["logits"], t["align"], t["legal"]),
-                "boundary": offset_loss(outputs["offsets"], t["offsets"], t["positive"])}
+        cfg, t = self.cfg, self.targets(batch)
+        return {"align": iou_alignment_loss(outputs["logits"], t["align"], t["legal"],
+                                            normalize=cfg.align_norm),
+                "boundary": offset_loss(outputs["offsets"], t["offsets"], t["positive"],
+                                        coords=cfg.boundary_reduction)}
 
     def candidates(self, outputs: dict[str, torch.Tensor], batch: Batch) -> Candidates:
-        layout = self.head.layout(batch.video_feats.shape[1], batch.video_feats.device)
-        return anchor_candidates(layout, outputs["logits"], outputs["offsets"],
-                                 batch.video_mask, batch.durations)
+        layout, refined = self._layouts(batch)
+        legal = self._legal(layout, batch.video_mask.sum(1))
+        return anchor_candidates(refined, outputs["logits"], outputs["offsets"],
+                                 batch.video_mask, batch.durations, legal=legal)
 
     def attention_maps(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``cmg_attention`` (B, L, T), ``smg_attention`` (B, T, T) of the last graph layer

@@ -30,7 +30,8 @@ class SelfAttentionVideoEncoder(nn.Module):
         window: attend only within ``+-window`` steps (0 = global attention).
         layer_norm: LayerNorm after each residual sum. project_input: a Linear
             ``input_dim -> output_dim`` before attention. dropout: on attention weights and
-            attention outputs.
+            attention outputs. attn_dropout: on the attention weights when it differs
+            (None: ``dropout``).
     Forward:
         feats ``(B, T, input_dim)``, mask ``(B, T)`` bool (True on real clips).
     Returns:
@@ -40,12 +41,13 @@ class SelfAttentionVideoEncoder(nn.Module):
 
     def __init__(self, input_dim: int, output_dim: int, num_layers: int = 1, num_heads: int = 8,
                  window: int = 0, layer_norm: bool = False, project_input: bool = True,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, attn_dropout: float | None = None):
         super().__init__()
         width = output_dim if project_input else input_dim
         self.window = window
         self.proj = nn.Linear(input_dim, output_dim) if project_input else nn.Identity()
-        self.attn = nn.ModuleList(MultiHeadAttention(width, num_heads, dropout=dropout)
+        weights_p = dropout if attn_dropout is None else attn_dropout
+        self.attn = nn.ModuleList(MultiHeadAttention(width, num_heads, dropout=weights_p)
                                   for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) if layer_norm else nn.Identity()
                                    for _ in range(num_layers))
