@@ -30,7 +30,8 @@ def test_card_loads_and_roles_name_splits(name, tmp_path):
         assert card.split_for(role) in card.splits
     assert card.split_for("val") is None or card.split_for("val") in card.splits
     for files in card.splits.values():
-        assert card.path(files.annotations).parent == tmp_path  # relative: resolved at --data-root
+        for name in files.annotation_files():  # relative: resolved at --data-root
+            assert card.path(name).parent == tmp_path
         if card.format == "charades_sta":
             assert files.durations is not None
     assert card.features is not None and card.features.dim > 0

@@ -52,11 +52,13 @@ def run(args: argparse.Namespace) -> int:
         policy = InputPolicy(mode=args.on_bad_input)
         stats = dataset_stats(load_split(card, split, policy))
         payload["splits"][split] = {
-            "role": roles.get(split), "annotations": str(card.path(card.splits[split].annotations)),
+            "role": roles.get(split),
+            "annotations": ", ".join(str(p) for p in card.annotation_paths(split)),
             "stats": stats, "warnings": dict(policy.warnings), "skipped": policy.skipped,
             "skipped_examples": list(policy.reasons)}
         role = f", role {roles[split]}" if split in roles else ""
-        text = [f"\n{split}{role}: {card.path(card.splits[split].annotations)}",
+        files = ", ".join(str(p) for p in card.annotation_paths(split))
+        text = [f"\n{split}{role}: {files}",
                 format_table(["statistic", "value"],
                              [(label, stats[key]) for key, label in _ROWS])]
         events = sorted(policy.warnings.items()) + [("skipped as bad input", policy.skipped)]

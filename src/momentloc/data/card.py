@@ -21,7 +21,9 @@ Example (Charades-STA with I3D features)::
     word_vectors: glove.840B.300d.txt
     metrics: {recall_at: [1, 5], iou_thresholds: [0.5, 0.7]}
 
-Relative paths resolve against ``data_root`` when given, else the card's directory.
+A split can be the union of several annotation files (``test_union: {annotations:
+[val_1.json, val_2.json]}``; see :class:`SplitFiles`). Relative paths resolve against
+``data_root`` when given, else the card's directory.
 """
 
 from __future__ import annotations
@@ -40,10 +42,45 @@ Format = Literal["charades_sta", "activitynet", "tacos", "didemo", "qvhighlights
 @dataclass(frozen=True)
 class SplitFiles:
     """Files of one split. ``durations`` is needed by Charades-STA (Charades_v1_*.csv or
-    charades.json) and optional for DiDeMo (exact video lengths instead of 5 s per segment)."""
+    charades.json) and optional for DiDeMo (exact video lengths instead of 5 s per segment).
 
-    annotations: str
-    durations: str | None = None
+    A split may be the union of several annotation files (``annotations: [val_1.json,
+    val_2.json]``, CMA's ActivityNet test set): the reader reads each and concatenates the
+    records, and each query id gains the file's name (``test_union:val_1:v_x:0``) since the
+    files may annotate the same videos. ``durations`` is then one file for all, or a list
+    with one file per annotation file.
+    """
+
+    annotations: str | tuple[str, ...]
+    durations: str | tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        files = self.annotation_files()
+        if not files or any(not f for f in files):
+            raise ValueError("annotations: name one file or a non-empty list of files")
+        if len(set(files)) != len(files):
+            raise ValueError(f"annotations: a file is listed twice ({', '.join(files)})")
+        if len(files) > 1 and len({part_name(f) for f in files}) != len(files):
+            raise ValueError(f"annotations: the files of a union need distinct names "
+                             f"(their query ids carry the name): {', '.join(files)}")
+        if isinstance(self.durations, tuple) and len(self.durations) != len(files):
+            raise ValueError(f"durations: {len(self.durations)} files for {len(files)} "
+                             f"annotation files (give one for all, or one per annotation file)")
+
+    def annotation_files(self) -> tuple[str, ...]:
+        """The annotation file, or the files of a union, as written in the card."""
+        return (self.annotations,) if isinstance(self.annotations, str) else self.annotations
+
+    def duration_files(self) -> tuple[str | None, ...]:
+        """The durations file of each annotation file (``None`` where there is none)."""
+        if isinstance(self.durations, tuple):
+            return self.durations
+        return (self.durations,) * len(self.annotation_files())
+
+
+def part_name(path: str) -> str:
+    """The name a union's file gives its query ids: the file name without its extension."""
+    return Path(path).name.split(".")[0]
 
 
 @dataclass(frozen=True)
@@ -115,6 +152,10 @@ class DatasetCard:
     def path(self, rel: str) -> Path:
         p = Path(rel).expanduser()
         return p if p.is_absolute() else Path(self.root) / p
+
+    def annotation_paths(self, split: str) -> list[Path]:
+        """The resolved annotation file(s) of ``split`` (several for a union)."""
+        return [self.path(f) for f in self.splits[split].annotation_files()]
 
     def split_for(self, role: str) -> str | None:
         """Split name playing ``role`` (train / val / test)."""

@@ -20,8 +20,10 @@ docs/data.md.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from pathlib import Path
 
-from momentloc.data.card import DatasetCard
+from momentloc.data.card import DatasetCard, part_name
 from momentloc.data.converters.activitynet import read_activitynet, write_activitynet
 from momentloc.data.converters.charades import read_charades_sta, write_charades_sta
 from momentloc.data.converters.didemo import read_didemo, write_didemo
@@ -30,7 +32,7 @@ from momentloc.data.converters.records import read_records_split
 from momentloc.data.converters.tacos import read_tacos, write_tacos
 from momentloc.data.policy import InputPolicy
 from momentloc.data.records import MomentRecord
-from momentloc.errors import ConfigError
+from momentloc.errors import ConfigError, DataError
 
 __all__ = [
     "load_split", "read_activitynet", "read_charades_sta", "read_didemo", "read_qvhighlights",
@@ -54,7 +56,8 @@ def load_split(card: DatasetCard, split: str,
         policy: bad-input policy; default raises on the first bad item. Repairs are counted
             in ``policy.warnings`` and skipped items in ``policy.skipped``.
     Returns:
-        Records in file order; ``query_id`` is unique within the split.
+        Records in file order (a union's files in the card's order); ``query_id`` is unique
+        within the split (a union's ids carry each file's name; a repeated id is bad input).
     Raises:
         ConfigError: unknown split, or a Charades-STA split without a durations file.
         DataError: missing or unreadable file; bad input under the ``error`` policy (the
@@ -65,14 +68,37 @@ def load_split(card: DatasetCard, split: str,
         raise ConfigError(f"dataset {card.name!r} has no split {split!r}; splits: "
                           f"{', '.join(card.splits)}")
     files = card.splits[split]
-    ann = card.path(files.annotations)
     if files.durations is not None and card.format not in _DURATIONS:
         raise ConfigError(f"dataset {card.name!r}, split {split!r}: format {card.format} takes "
                           "no durations file")
     if _DURATIONS.get(card.format) and files.durations is None:
         raise ConfigError(f"dataset {card.name!r}, split {split!r}: format {card.format} needs a "
                           "durations file (Charades_v1_<split>.csv or charades.json)")
-    durations = card.path(files.durations) if files.durations is not None else None
+    parts = list(zip(files.annotation_files(), files.duration_files()))
+    if len(parts) == 1:
+        return _read_file(card, split, card.path(parts[0][0]), parts[0][1], policy)
+    records: list[MomentRecord] = []
+    first: dict[str, Path] = {}
+    for name, durations in parts:
+        part = part_name(name)
+        ann = card.path(name)
+        for r in _read_file(card, split, ann, durations, policy):
+            rest = r.query_id[len(split) + 1:] if r.query_id.startswith(f"{split}:") else r.query_id
+            qid = f"{split}:{part}:{rest}"
+            if qid in first:
+                raise DataError(f"query id {qid!r} of split {split!r} is also in {first[qid]}",
+                                path=str(ann))
+            first[qid] = ann
+            records.append(replace(r, query_id=qid))
+    log.debug("%s/%s: %d queries from the union of %s", card.name, split, len(records),
+              ", ".join(n for n, _ in parts))
+    return records
+
+
+def _read_file(card: DatasetCard, split: str, ann: Path, durations_name: str | None,
+               policy: InputPolicy) -> list[MomentRecord]:
+    """Records of one annotation file of ``split``."""
+    durations = card.path(durations_name) if durations_name is not None else None
     fmt = card.format
     before, skipped = dict(policy.warnings), policy.skipped
     if fmt == "charades_sta":
