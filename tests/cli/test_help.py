@@ -87,7 +87,7 @@ def test_a_set_typo_names_the_key_and_the_valid_keys_not_the_preset(capsys):
     assert main(["config", "show", "--model", "cma", "--preset", "synthetic",
                  "--set", "train.epoch=3"]) == 1
     err = capsys.readouterr().err
-    assert "'train.epoch=3'" in err and "no key 'epoch'" in err
+    assert "'train.epoch=3'" in err and "unknown key(s) 'epoch' in train" in err
     assert "valid keys: epochs, batch_size" in err
     assert "synthetic.yaml" not in err
 
@@ -95,7 +95,7 @@ def test_a_set_typo_names_the_key_and_the_valid_keys_not_the_preset(capsys):
 def test_a_set_typo_in_the_model_section_lists_the_models_keys(capsys):
     assert main(["config", "show", "--model", "cma", "--set", "model.alpah=2"]) == 1
     err = capsys.readouterr().err
-    assert "no key 'alpah'" in err and "alpha" in err and "num_guides" in err
+    assert "unknown key(s) 'alpah' in model" in err and "alpha" in err and "num_guides" in err
 
 
 def test_an_unknown_model_lists_the_registered_ones(capsys):

@@ -87,3 +87,41 @@ def test_l2_normalize_keeps_padding_zero():
 def test_bad_arguments(feats, n, mode):
     with pytest.raises(ValueError):
         resample(feats, n, mode)
+
+
+def test_tan2d_indices_round_half_to_even():
+    from momentloc.data.resample import tan2d_indices
+
+    # M = 5, N = 4: k / 4 * 5 = 0, 1.25, 2.5, 3.75, 5 -> 0, 1, 2 (half to even), 4, min(5, 4)
+    assert tan2d_indices(5, 4).tolist() == [0, 1, 2, 4, 4]
+    # M = 3, N = 2: 0, 1.5 -> 2, 3 -> capped at 2
+    assert tan2d_indices(3, 2).tolist() == [0, 2, 2]
+
+
+def test_tan2d_mode_normalizes_raw_clips_then_averages():
+    feats = np.array([[3.0, 4.0], [0.0, 2.0], [5.0, 0.0], [0.0, 0.0], [1.0, 0.0]], np.float32)
+    out, mask = resample(feats, 4, "tan2d")
+    unit = np.array([[0.6, 0.8], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0], [1.0, 0.0]])
+    # windows [0, 1), [1, 2), [2, 4), [4, 4) -> the last repeats raw clip 4
+    want = [unit[0], unit[1], unit[2:4].mean(0), unit[4]]
+    np.testing.assert_allclose(out, want, atol=1e-7)
+    assert mask.all() and out.dtype == np.float32
+
+
+def test_tan2d_mode_repeats_clips_of_short_videos():
+    feats = np.array([[2.0], [-3.0]], np.float32)
+    out, _ = resample(feats, 4, "tan2d")
+    # idx = min(round([0, .5, 1, 1.5, 2]), 1) = [0, 0, 1, 1, 1] (0.5 -> 0, 1.5 -> 2 half to even):
+    # windows [0, 0) and [1, 1) are empty and repeat clip idx_k
+    assert out[:, 0].tolist() == [1.0, 1.0, -1.0, -1.0]
+
+
+def test_tan2d_mode_matches_the_release_loop_on_random_inputs():
+    rng = np.random.default_rng(0)
+    for m in (1, 7, 61, 255, 256, 257, 999):
+        feats = rng.normal(size=(m, 3)).astype(np.float32)
+        unit = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+        idx = np.minimum(np.round(np.arange(257, dtype=np.float32) / np.float32(256)
+                                  * np.float32(m)).astype(int), m - 1)
+        want = np.stack([unit[a:b].mean(0) if a < b else unit[a] for a, b in zip(idx[:-1], idx[1:])])
+        np.testing.assert_allclose(resample(feats, 256, "tan2d")[0], want, atol=1e-6)

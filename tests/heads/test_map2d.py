@@ -200,8 +200,15 @@ def test_map_candidates():
     mask = map_mask(cells, clip_mask)
     scores = torch.rand(2, n, n)
     cand = map_candidates(scores, cell_spans(bounds), mask, cells)
-    assert cand.spans.shape == (2, 1104, 2) and cand.scores.shape == cand.valid.shape == (2, 1104)
-    assert cand.valid[0].all() and int(cand.valid[1].sum()) == int(mask[1].sum()) < 1104
+    upper = n * (n + 1) // 2                      # every cell a <= b; the 1,104 sampled first
+    assert cand.spans.shape == (2, upper, 2) and cand.scores.shape == cand.valid.shape == (2, upper)
+    assert cand.valid[0, :1104].all() and not cand.valid[:, 1104:].any()
+    assert int(cand.valid[1].sum()) == int(mask[1].sum()) < 1104
+    assert (cand.scores[:, 1104:] == 0).all()     # unsampled cells score 0 (ranked last by tan2d)
+    # the unsampled cells in row-major order, each once
+    a_b = torch.stack([cand.spans[0, 1104:, 0] * n / 100, cand.spans[0, 1104:, 1] * n / 100 - 1])
+    flat = (a_b[0].round() * n + a_b[1].round()).long()
+    assert torch.equal(flat, flat.sort().values) and len(set(flat.tolist())) == upper - 1104
     assert (cand.spans[..., 0] <= cand.spans[..., 1]).all() and (cand.spans >= 0).all()
     assert (cand.spans[1] <= 50.0).all() and (cand.spans[0] <= 100.0).all()
     best = cand.scores[0].argmax()

@@ -99,10 +99,13 @@ def test_input_length_must_match_map():
         load_config("tan2d", None, overrides=["model.kernel_size=4"])
 
 
-PAPER = {  # preset: (N, cells, K, L, tmin, tmax, NMS, IoU thresholds)
+PAPER = {  # preset: (N, cells, K, L, tmin, tmax, NMS, IoU thresholds) of the release's YAMLs
     "charades": (16, 136, 5, 8, 0.5, 1.0, 0.45, (0.5, 0.7)),
+    "charades_conv": (16, 136, 5, 8, 0.5, 1.0, 0.5, (0.5, 0.7)),
     "activitynet": (64, 1104, 9, 4, 0.5, 1.0, 0.5, (0.3, 0.5, 0.7)),
-    "tacos": (128, 2548, 5, 8, 0.3, 0.7, 0.4, (0.1, 0.3, 0.5)),
+    "activitynet_conv": (64, 1104, 9, 4, 0.5, 1.0, 0.5, (0.3, 0.5, 0.7)),
+    "tacos": (128, 2548, 5, 8, 0.3, 0.7, 0.4, (0.1, 0.3, 0.5, 0.7)),
+    "tacos_conv": (128, 2548, 5, 8, 0.3, 0.7, 0.5, (0.1, 0.3, 0.5, 0.7)),
 }
 
 
@@ -120,9 +123,10 @@ def test_preset_loads_and_builds_tiny(preset):
         assert (m.num_clips, m.kernel_size, m.num_layers) == (n, k, layers)
         assert (m.tmin, m.tmax, cfg.eval.nms_thresh) == (tmin, tmax, nms)
         assert (cfg.eval.iou_thresholds, cfg.eval.recall_at) == (ious, (1, 5))
-        assert (d.num_clips, d.l2_normalize, cfg.optim.lr, cfg.train.batch_size) == \
-            (256, True, 1e-4, 32)
-        assert m.proposal == "pool" and m.dropout == 0.0
+        assert (d.num_clips, d.resample, d.l2_normalize, cfg.optim.lr, cfg.train.batch_size,
+                cfg.train.epochs, cfg.train.grad_clip, cfg.eval.protocol) == \
+            (256, "tan2d", False, 1e-4, 32, 100, 10.0, "tan2d")
+        assert m.proposal == ("conv" if preset.endswith("_conv") else "pool") and m.dropout == 0.0
     ctx = ModelContext(video_dim=6, word_dim=5, num_clips=d.num_clips, max_query_len=4)
     torch.manual_seed(0)
     model = create_model("tan2d", cfg.model, ctx).eval()
@@ -185,3 +189,12 @@ def test_learns_planted_signal():
     bounds, _ = clip_layout(test.durations, 16)
     chance = (iou_map(cell_spans(bounds), test.spans) >= 0.5)[out["map_mask"]].float().mean().item()
     assert chance < 0.2 and r1 > 0.6, (r1, chance)
+
+
+@pytest.mark.parametrize("preset, count", [("charades", 60_925_953), ("charades_conv", 69_060_609)])
+def test_full_size_parameter_count_equals_the_release(preset, count):
+    """The release's TAN at the Charades settings (VGG 4096-d in, C = 512) has these many
+    parameters; ``momentloc bench --json`` prints the same as ``num_params``."""
+    from momentloc.engine.bench import count_parameters
+
+    assert count_parameters(load_config("tan2d", preset)) == count

@@ -160,8 +160,8 @@ def check_override_keys(items: list[str] | tuple[str, ...], model: str) -> None:
             names = [f.name for f in dataclasses.fields(cls)] + (["name"] if depth == 1 and
                                                                   parts[0] == "model" else [])
             if part not in names:
-                raise ConfigError(f"override {item!r}: {'.'.join(parts[:depth])} has no key "
-                                  f"{part!r}; valid keys: {', '.join(names)}")
+                raise ConfigError(f"override {item!r}: unknown key(s) {part!r} in "
+                                  f"{'.'.join(parts[:depth])}; valid keys: {', '.join(names)}")
             if depth < len(parts) - 1:
                 sub = typing.get_type_hints(cls).get(part)
                 if not dataclasses.is_dataclass(sub):

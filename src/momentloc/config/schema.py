@@ -34,8 +34,10 @@ class DataConfig:
         num_clips: clips per video after resampling (common spec 3.1).
         resample: ``pool`` mean-pools (or repeats) every video to exactly ``num_clips``
             steps, all valid; ``pad`` mean-pools only videos longer than ``num_clips`` and
-            pads shorter ones with a mask.
-        l2_normalize: L2-normalize every clip feature (2D-TAN does).
+            pads shorter ones with a mask; ``tan2d`` is the 2D-TAN release's pipeline
+            (L2-normalize every raw clip, then its own averaging rule; data/resample.py), which
+            makes ``l2_normalize`` redundant.
+        l2_normalize: L2-normalize every clip feature after resampling.
         pca_dim: reduce features with PCA fitted on the training split (0 = off).
         max_query_len: words kept per query (longer queries are truncated).
         oov: out-of-vocabulary words: ``drop`` them, map them to a ``zero`` vector, or to a
@@ -60,7 +62,7 @@ class DataConfig:
     test_split: str | None = None
     val_holdout: float = 0.0
     num_clips: int = 64
-    resample: Literal["pool", "pad"] = "pool"
+    resample: Literal["pool", "pad", "tan2d"] = "pool"
     l2_normalize: bool = False
     pca_dim: int = 0
     max_query_len: int = 20

@@ -9,7 +9,8 @@ One line per query (fields in order)::
      "ranked_spans": [[2.1, 8.0, 0.93], ...]}
 
 - ``pred_spans``: ``[start, end, score]`` in seconds, best first, at most ``eval.top_k``,
-  after temporal NMS at ``eval.nms_thresh`` (common spec 6).
+  after temporal NMS at ``eval.nms_thresh`` (common spec 6); with ``eval.protocol: tan2d``
+  the 2D-TAN release's decoding and NMS (metrics/protocol_tan2d.py), scored by its rules.
 - ``cmin`` (only with ``eval.protocol: cmin``): ``{"num_frames": n, "gt_frames": [s, e],
   "picks": {"0.5": [[s, e, score], ...], ...}}``, the CMIN-lineage evaluation on the model's
   step grid (metrics/protocol_cmin.py): integer boxes (inclusive) picked by its NMS at
@@ -39,6 +40,7 @@ from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.errors import ConfigError, DataError
 from momentloc.metrics import protocol_cmin
 from momentloc.metrics.didemo import didemo_metrics
+from momentloc.metrics.protocol_tan2d import tan2d_decode, tan2d_metrics
 from momentloc.metrics.retrieval import (DEFAULT_IOU_THRESHOLDS, DEFAULT_RECALL_AT,
                                          compute_metrics, recall_key, threshold_key)
 from momentloc.spans import batched_nms, seconds_to_indices
@@ -128,7 +130,13 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         keep, kept = batched_nms(c_spans, c_scores, thresh, eval_cfg.top_k, c_valid)
         return _gather_rows(c_spans, c_scores, keep, kept)
 
-    main = nms_rows(eval_cfg.nms_thresh)
+    if eval_cfg.protocol == "tan2d":
+        _, keep, kept = tan2d_decode(c_spans.numpy(), c_scores.numpy(), c_valid.numpy(),
+                                     eval_cfg.nms_thresh, eval_cfg.top_k)
+        main = _gather_rows(c_spans, c_scores.masked_fill(~c_valid, 0.0),
+                            torch.from_numpy(keep), torch.from_numpy(kept))
+    else:
+        main = nms_rows(eval_cfg.nms_thresh)
     by_iou = {}
     if eval_cfg.nms_mode == "per_metric":
         by_iou = {threshold_key(m): nms_rows(m - 0.05) for m in per_metric_thresholds(eval_cfg)}
@@ -329,7 +337,11 @@ def metrics_from_lines(lines: Sequence[dict], eval_cfg: EvalConfig,
         return compute_metrics(pred_u, valid, gt_u, recall_at, ms, eval_cfg.iou_mode,
                                eval_cfg.iou_cmp, dur_u, eval_cfg.discount)
 
-    out = score([line["pred_spans"] for line in lines], thresholds)
+    if eval_cfg.protocol == "tan2d":
+        pred, valid = _pad([line["pred_spans"] for line in lines])
+        out = tan2d_metrics(pred, valid, gt, recall_at, thresholds)
+    else:
+        out = score([line["pred_spans"] for line in lines], thresholds)
     if any("pred_spans_by_iou" in line for line in lines):
         for m in thresholds:
             key = threshold_key(m)

@@ -239,6 +239,8 @@ def clip_layout(durations: torch.Tensor, num_clips: int, video_mask: torch.Tenso
     real = video_mask.sum(1).to(dur.dtype).clamp_min(1.0)[:, None]          # (B, 1) M
     bounds = torch.minimum(steps[None, :] * k, real) * dur[:, None] / real
     bounds = torch.minimum(bounds, dur[:, None])
+    # an unpadded video takes the 2D-TAN release's float32 rule i * d / N exactly
+    bounds = torch.where(real == t, steps[None, :] * dur[:, None] / num_clips, bounds)
     return bounds, steps[None, :-1] * k < real
 
 
@@ -266,24 +268,37 @@ def iou_map(spans: torch.Tensor, gt_spans: torch.Tensor) -> torch.Tensor:
     Args:
         spans: ``(B, N, N, 2)`` cell seconds (:func:`cell_spans`). gt_spans: ``(B, 2)`` seconds.
     Returns:
-        ``(B, N, N)`` IoU in [0, 1].
+        ``(B, N, N)`` IoU in [0, 1], in ``spans``' dtype. It is computed in float64 from the
+        float32 times and rounded once, as the 2D-TAN release makes its ``map_gt`` (cell
+        times in float32, the ground truth rounded to float32, IoU in float64).
     """
-    return temporal_iou(spans, gt_spans[:, None, None, :].to(spans.dtype))
+    gt = gt_spans.to(spans.dtype)[:, None, None, :]
+    return temporal_iou(spans.double(), gt.double()).to(spans.dtype)
 
 
 def map_candidates(scores: torch.Tensor, spans: torch.Tensor, mask: torch.Tensor,
                    cells: torch.Tensor) -> Candidates:
-    """The sampled cells of a score map as candidates (8.2 step 9, before NMS).
+    """Every upper-triangle cell of a score map as a candidate (8.2 step 9, before NMS).
+
+    The sampled cells come first (K of them, in layout order), then the other cells
+    ``a <= b`` in row-major order, always invalid: the standard NMS never picks them, while
+    the 2D-TAN release's decoding (``eval.protocol: tan2d``) ranks them last with score 0.
 
     Args:
         scores: ``(B, N, N)``. spans: ``(B, N, N, 2)`` seconds. mask: ``(B, N, N)`` bool
-            (per-video valid cells). cells: ``(N, N)`` bool, the sampled cells (K of them).
+            (per-video valid cells). cells: ``(N, N)`` bool, the sampled cells.
     Returns:
-        :class:`Candidates` with ``spans (B, K, 2)``, ``scores (B, K)``, ``valid (B, K)``.
+        :class:`Candidates` with ``spans (B, U, 2)``, ``scores (B, U)``, ``valid (B, U)``,
+        U = N (N + 1) / 2; ``valid`` is False past the first K.
     """
     # Imported here: importing momentloc.models imports the families, which import this module.
     from momentloc.models.base import Candidates
 
-    idx = cells.flatten().nonzero().squeeze(1)
-    return Candidates(spans=spans.flatten(1, 2)[:, idx], scores=scores.flatten(1)[:, idx],
-                      valid=mask.flatten(1)[:, idx])
+    n = cells.shape[0]
+    upper = torch.ones(n, n, dtype=torch.bool, device=cells.device).triu()
+    idx = torch.cat([cells.flatten().nonzero().squeeze(1),
+                     (upper & ~cells).flatten().nonzero().squeeze(1)])
+    sampled = cells.flatten()[idx]
+    return Candidates(spans=spans.flatten(1, 2)[:, idx],
+                      scores=scores.flatten(1)[:, idx] * sampled.to(scores.dtype),
+                      valid=mask.flatten(1)[:, idx] & sampled)
