@@ -268,6 +268,194 @@ def test_presets_encode_the_paper_settings():
         "lstm", 2, "iou_over_max")
 
 
+# ---------------------------------------------------------------- release switches
+
+@pytest.mark.parametrize("preset, video_dim, expected", [
+    ("release_activitynet", 500, 15_637_657), ("release_tacos", 4096, 17_681_540)])
+def test_release_presets_have_the_release_parameter_count(preset, video_dim, expected):
+    """Full size (d 512, GloVe 300); the release's own count (no forward)."""
+    cfg = load_config("csmgan", preset)
+    assert cfg.data.feature_dim == video_dim
+    ctx = ModelContext(video_dim=video_dim, word_dim=300, num_clips=200, max_query_len=20)
+    model = create_model("csmgan", cfg.model, ctx)
+    assert sum(p.numel() for p in model.parameters()) == expected
+
+
+def test_presets_select_the_evaluation_protocol():
+    for preset in list_presets("csmgan"):
+        want = "standard" if preset == "synthetic" else "cmin"
+        assert load_config("csmgan", preset).eval.protocol == want, preset
+    for preset in list_presets("fian"):
+        want = "standard" if preset == "synthetic" else "cmin"
+        assert load_config("fian", preset).eval.protocol == want, preset
+
+
+def test_receiver_softmax_normalises_over_the_receiving_nodes():
+    torch.manual_seed(0)
+    video, query, vmask, qmask = graph_inputs()
+    layer = JointGraphLayer(8, proj="video", gate=False, update="add", softmax="receiver")
+    _, _, maps = layer(video, query, vmask, qmask)
+    cmg, smg = maps["cmg"], maps["smg"]                  # (B, L, T) word -> frame weights
+    assert torch.allclose(cmg[0].sum(1), torch.ones(3))          # each word over the frames
+    assert torch.allclose(cmg[1, :2].sum(1), torch.ones(2))
+    assert cmg[1, 2].abs().sum() == 0 and cmg[1, :, 3:].abs().sum() == 0
+    assert torch.allclose(smg[0].sum(0), torch.ones(5))          # each sender over receivers
+    assert torch.allclose(smg[1, :3, :3].sum(0), torch.ones(3))
+    sender = JointGraphLayer(8, proj="video", gate=False, update="add")
+    sender.load_state_dict(layer.state_dict())
+    assert not torch.allclose(sender(video, query, vmask, qmask)[0], layer(video, query, vmask,
+                                                                           qmask)[0])
+
+
+def test_unmasked_words_let_padding_in():
+    """mask_words: false (the release): padded word slots are graph nodes, so the output
+    depends on the padding length; the default ignores it."""
+    torch.manual_seed(0)
+    b = make_batch()
+    longer = Batch(b.video_feats, b.video_mask, torch.cat([b.query_feats, 0 * b.query_feats], 1),
+                   torch.cat([b.query_ids, 0 * b.query_ids], 1),
+                   torch.cat([b.query_mask, torch.zeros_like(b.query_mask)], 1), b.spans,
+                   b.durations, b.meta)
+    for mask_words, same in ((True, True), (False, False)):
+        model = CSMGAN(tiny_cfg(mask_words=mask_words, sent_rnn_packed=mask_words), DV, DW).eval()
+        with torch.no_grad():
+            a, c = model(b)["logits"], model(longer)["logits"]
+        assert torch.allclose(a, c, atol=1e-5) == same
+
+
+def test_centred_phrase_convolutions_see_both_sides():
+    """The release's bigram (k 2, dilation 2, padding 1) sees n-1 and n+1, its trigram n-2, n,
+    n+2: word 5 reaches positions 3..7 only."""
+    torch.manual_seed(0)
+    enc = HierarchicalSentenceEncoder(DW, 16, dilation=2, activation="none", align="centered")
+    words = torch.randn(1, 9, DW)
+    mask = torch.ones(1, 9, dtype=torch.bool)
+    before = enc.phrases(words, mask)
+    words[0, 5] += 3.0
+    changed = (enc.phrases(words, mask) != before).any(-1)[0]
+    assert set(changed.nonzero().flatten().tolist()) == {3, 4, 5, 6, 7}
+
+
+def test_legal_rule_at_the_end_of_the_video():
+    """ActivityNet widths on 200 steps: the release keeps 719 anchors (an anchor may end at
+    199.5), the default 712."""
+    cfg = load_config("csmgan", "activitynet").model
+    release = load_config("csmgan", "release_activitynet").model
+    lengths = torch.tensor([200])
+    for c, want in ((cfg, 712), (release, 719)):
+        model = CSMGAN(c, 500, 300)
+        layout = model.head.layout(200)
+        assert int(model._legal(layout, lengths).sum()) == want
+
+
+def test_release_loss_normalisation():
+    """align_norm all = the legal mean x legal / all; boundary mean = half the summed terms."""
+    torch.manual_seed(0)
+    b = make_batch(t=16, real_t=(16, 16))
+    paper = CSMGAN(tiny_cfg(), DV, DW)
+    release = CSMGAN(tiny_cfg(align_norm="all", boundary_reduction="mean"), DV, DW)
+    release.load_state_dict(paper.state_dict())
+    out = paper(b)
+    lp, lr = paper.loss(out, b), release.loss(out, b)
+    legal = paper.targets(b)["legal"]
+    assert torch.allclose(lr["align"], lp["align"] * legal.sum() / legal.numel())
+    assert torch.allclose(lr["boundary"], lp["boundary"] / 2)
+
+
+def test_orthogonal_gru_init():
+    torch.manual_seed(0)
+    model = CSMGAN(tiny_cfg(convgru_init="orthogonal", graph_layers=1), DV, DW)
+    cell = model.graph[0].cells["cmg_video"]
+    d = cell.candidate.out_channels
+    for w in (cell.gates.weight[:d, :, 0], cell.gates.weight[d:, :, 0], cell.candidate.weight[..., 0]):
+        assert torch.allclose(w @ w.T, torch.eye(d), atol=1e-5)
+    assert cell.gates.bias.abs().sum() == 0 and cell.candidate.bias.abs().sum() == 0
+
+
+def test_frame_targets_and_truncated_anchors():
+    """target_grid frames: the ground truth becomes the integer steps covering it; offsets
+    refine the anchors truncated toward zero."""
+    b = make_batch(t=16, real_t=(16, 16))
+    model = CSMGAN(tiny_cfg(target_grid="frames", anchor_rounding="trunc"), DV, DW)
+    t = model.targets(b)
+    layout, refined = model._layouts(b)
+    assert torch.equal(refined.bounds, layout.bounds.trunc())
+    gt = b.spans / b.durations[:, None] * 16
+    start, end = gt[:, 0].floor(), gt[:, 1].ceil() - 1                   # inclusive frames
+    want = torch.stack([start[:, None] - refined.bounds[None, :, 0],
+                        end[:, None] - refined.bounds[None, :, 1]], -1)
+    assert torch.allclose(t["offsets"], want)
+    out = model(b)
+    c = model.candidates(out, b)
+    assert torch.allclose(c.steps, refined.bounds[None] + out["offsets"])
+
+
+def test_self_graph_degeneracy_at_full_width(capsys):
+    """At d = 512 and 200 frames, on random unit-norm features, the literal SMG puts ~0.999 of
+    each node's weight on itself (the positional term dominates); scaled by 1/sqrt(d) it
+    spreads over nearby nodes. Run with -s to see the figures quoted in the docs."""
+    torch.manual_seed(0)
+    d, t = 512, 200
+    h = torch.nn.functional.normalize(torch.randn(4, t, d), dim=-1)
+    mask = torch.ones(4, t, dtype=torch.bool)
+    idx = torch.arange(t)
+    near = ((idx[:, None] - idx[None]).abs() <= 5) & (idx[:, None] != idx[None])
+    stats = {}
+    for name, kw in (("literal", {}), ("w/o PE", {"pe_alpha": 0.0}),
+                     ("scaled", {"smg_scaled": True}),
+                     ("scaled w/o PE", {"smg_scaled": True, "pe_alpha": 0.0})):
+        _, a = JointGraphLayer(d, **kw)._self_graph(h, mask)
+        entropy = -(a * a.clamp_min(1e-30).log()).sum(-1)
+        stats[name] = (float(a.diagonal(dim1=1, dim2=2).mean()), float((a * near).sum(-1).mean()),
+                       float(entropy.exp().mean()))
+        with capsys.disabled():
+            print(f"\nSMG {name:14s} self {stats[name][0]:.4f}  |i-j|<=5 {stats[name][1]:.4f}"
+                  f"  effective nodes {stats[name][2]:.1f}")
+    assert stats["literal"][0] > 0.99
+    assert stats["scaled"][0] < 0.5 and stats["scaled"][1] > 0.3
+    assert stats["w/o PE"][2] > 150 and stats["scaled w/o PE"][2] > 150
+
+
+def test_cmin_protocol_needs_the_step_grid():
+    from momentloc.config.schema import EvalConfig
+    from momentloc.engine.predictions import candidates_to_lines
+    from momentloc.models.base import Candidates
+
+    b = make_batch()
+    c = Candidates(spans=torch.zeros(2, 3, 2), scores=torch.zeros(2, 3),
+                   valid=torch.ones(2, 3, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="step grid"):
+        candidates_to_lines(c, [{"query_id": "a", "video_id": "v"}] * 2, b.spans, b.durations,
+                            EvalConfig(protocol="cmin"), lengths=b.video_mask.sum(1))
+
+
+def test_cmin_protocol_lines_and_metrics():
+    """The evaluation path with ``protocol: cmin``: lines carry integer picks per threshold and
+    the ground truth frames; R@n is scored from them; a malformed field is a named error."""
+    from momentloc.config.schema import EvalConfig
+    from momentloc.engine.predictions import candidates_to_lines, metrics_from_lines
+    from momentloc.errors import DataError
+
+    torch.manual_seed(0)
+    b = make_batch(t=16, real_t=(16, 10))
+    model = CSMGAN(tiny_cfg(), DV, DW).eval()
+    with torch.no_grad():
+        c = model.candidates(model(b), b)
+    ecfg = EvalConfig(protocol="cmin", iou_thresholds=(0.3, 0.5))
+    meta = [{"query_id": str(i), "video_id": "v"} for i in range(2)]
+    lines = candidates_to_lines(c, meta, b.spans, b.durations, ecfg, lengths=b.video_mask.sum(1))
+    for line, n in zip(lines, (16, 10)):
+        assert line["cmin"]["num_frames"] == n
+        for picks in line["cmin"]["picks"].values():
+            assert 1 <= len(picks) <= ecfg.top_k
+            assert all(float(p[0]).is_integer() and p[0] >= 0 and p[1] <= n - 1 for p in picks)
+    m = metrics_from_lines(lines, ecfg)
+    assert set(m) >= {"R1@0.3", "R5@0.5", "mIoU"}
+    lines[0]["cmin"]["picks"].pop("0.5")
+    with pytest.raises(DataError, match="cmin"):
+        metrics_from_lines(lines, ecfg)
+
+
 @pytest.mark.parametrize("preset", list_presets("csmgan"))
 def test_every_preset_builds_and_takes_a_training_step(preset):
     cfg = load_config("csmgan", preset, ["model.hidden_dim=16", "model.dropout=0.0"]

@@ -61,7 +61,10 @@ class CSMGANConfig(ModelConfig):
         cmg_gate: message gate of eqs. 6-7 ("w/o MG" = false).
         use_smg: the self-modal graph ("w/o SMG" = false).
         smg_pe_alpha: α of eq. 10 ("w/o PE" = 0).
-        smg_scaled: divide the SMG similarities by sqrt(d) (not in the paper).
+        smg_scaled: divide the SMG similarities by sqrt(d) (not in the paper). At d = 512 the
+            literal similarities put 0.999 of each node's weight on itself (the positional
+            term dominates), so the SMG passes each node its own state; scaled, the weights
+            spread over about 24 nearby nodes (docs: "The self-modal graph at width 512").
         node_update: ``convgru`` (eqs. 8, 12) or ``add`` ("w/o CG": h + m).
         convgru_kernel: 1 = a GRU cell per node; an odd k > 1 convolves along the sequence.
         convgru_update_bias: initial bias of the GRU update gates (not in the paper): -2
@@ -94,9 +97,6 @@ class CSMGANConfig(ModelConfig):
             the co-attention, the word self-graph and the node updates, as the release).
         convgru_init: ``default`` (PyTorch init, update-gate bias ``convgru_update_bias``) or
             ``orthogonal`` (orthogonal gate weights, zero biases, the release).
-        smg_pe_scale: the positional term of eq. 10: ``literal`` (α PE) or ``unit`` (α PE
-            divided by its norm sqrt(d/2), so that it weighs like unit-norm features; see
-            "The self-modal graph at width 512" in the docs).
         legal_end: an anchor is legal when its end is ``<= last_step`` (n - 1) or, as the
             release, ``< num_steps`` (n; half a step past the last one is allowed).
         anchor_rounding: ``none`` or ``trunc``: offsets refine the anchors truncated toward
@@ -147,7 +147,6 @@ class CSMGANConfig(ModelConfig):
     graph_softmax: Literal["sender", "receiver"] = "sender"
     mask_words: bool = True
     convgru_init: Literal["default", "orthogonal"] = "default"
-    smg_pe_scale: Literal["literal", "unit"] = "literal"
     legal_end: Literal["last_step", "num_steps"] = "last_step"
     anchor_rounding: Literal["none", "trunc"] = "none"
     target_grid: Literal["continuous", "frames"] = "continuous"
@@ -239,11 +238,11 @@ class JointGraphLayer(nn.Module):
     def __init__(self, dim: int, proj: str = "both", gate: bool = True, use_smg: bool = True,
                  pe_alpha: float = 1.0, smg_scaled: bool = False, update: str = "convgru",
                  kernel: int = 1, update_bias: float = 0.0, softmax: str = "sender",
-                 pe_scale: str = "literal", init: str = "default"):
+                 init: str = "default"):
         super().__init__()
         self.dim, self.use_smg, self.update = dim, use_smg, update
         self.proj, self.softmax = proj, softmax
-        self.pe_alpha = pe_alpha / (math.sqrt(dim / 2) if pe_scale == "unit" else 1.0)
+        self.pe_alpha = pe_alpha
         self.smg_scale = 1.0 / math.sqrt(dim) if smg_scaled else 1.0
         # Eq. 4's W_q, W_v: bias-free linear maps into a joint space.
         self.w_q = nn.Linear(dim, dim, bias=False) if proj == "both" else None
@@ -385,7 +384,7 @@ class CSMGAN(GroundingModel):
                             pe_alpha=cfg.smg_pe_alpha, smg_scaled=cfg.smg_scaled,
                             update=cfg.node_update, kernel=cfg.convgru_kernel,
                             update_bias=cfg.convgru_update_bias, softmax=cfg.graph_softmax,
-                            pe_scale=cfg.smg_pe_scale, init=cfg.convgru_init)
+                            init=cfg.convgru_init)
             for _ in range(cfg.graph_layers))
         self.integration = MultiModalIntegration(d, cfg.integ_attn, cfg.integ_temperature)
         self.localizer_rnn = RNNEncoder(2 * d, d)
