@@ -23,8 +23,9 @@ def register(subparsers) -> None:
     p.add_argument("--preset", choices=sorted([*PRESETS, "shapes"]), default="charades",
                    help="benchmark to imitate (default: charades); shapes renders mp4 videos "
                         "of moving shapes and extracts their features (docs/video.md)")
-    p.add_argument("--size", choices=SIZES, default="tiny",
-                   help="tiny: tests; small: quick experiments; full: the real pair counts "
+    p.add_argument("--size", choices=[*SIZES, "long"], default="tiny",
+                   help="tiny: tests; small: quick experiments; full: the real pair counts; "
+                        "long (shapes only): short training videos and a one-hour test video "
                         "(default: tiny)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (must be empty)")

@@ -18,6 +18,15 @@ Written into ``out_dir``:
   (run here, so the set is ready to train on);
 - ``dataset.yaml``: the dataset card, whose features section records that extractor.
 
+Size ``long`` (``momentloc synth --preset shapes --size long``) tests videos far longer than
+a model's training videos: its train split is the ``small`` train split (the same 400 short
+videos, for the same seed), and its test split is one video of :data:`LONG_MINUTES` minutes,
+a sequence of scenes planned like the short videos (a cut between scenes) in which one event
+per scene is kept, and only when its sentence is new to the video: every sentence names one
+moment of the hour, known to the frame (scene offsets are whole seconds at 8 fps). Scenes
+whose events all have sentences already used stay still. The long video is rendered and
+encoded scene by scene, so memory does not grow with its length.
+
 Everything except the encoder's bytes is a function of ``(size, seed)``.
 """
 
@@ -28,6 +37,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -56,7 +66,8 @@ TEMPLATES = {
 }
 MOVES = {"left": ("x", -0.3), "right": ("x", 0.3), "up": ("y", -0.3), "down": ("y", 0.3)}
 OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
-SIZES = {"tiny": (60, 20), "small": (400, 100)}   # videos in (train, test)
+SIZES = {"tiny": (60, 20), "small": (400, 100), "long": (400, 1)}   # videos in (train, test)
+LONG_MINUTES = 60.0  # length of each test video of size long
 FPS, FRAME, WORD_DIM = 8, 64, 64
 CLIP_RATE = 2.0
 FEATURES, GLOVE, CARD = "features_colorhist.hdf5", f"shapes_glove.{WORD_DIM}d.txt", "dataset.yaml"
@@ -132,6 +143,62 @@ def plan_video(video_id: str, split: str, rng: np.random.Generator) -> ShapeVide
     return ShapeVideo(video_id, split, duration, objects)
 
 
+def _single_event(obj: ShapeObject, ev: ShapeEvent) -> ShapeEvent:
+    """``ev`` as the only event of ``obj``: a move is planned after the object's earlier
+    moves, so alone it may have to go the other way to stay in the frame."""
+    if ev.kind not in MOVES:
+        return ev
+    axis, delta = MOVES[ev.kind]
+    pos = obj.x if axis == "x" else obj.y
+    if 0.15 <= pos + delta <= 0.85:
+        return ev
+    return ShapeEvent(OPPOSITE[ev.kind], ev.start, ev.end, ev.new_colour)
+
+
+def _sentence(obj: ShapeObject, ev: ShapeEvent) -> str:
+    return TEMPLATES[ev.kind].format(c=obj.colour, s=obj.shape, n=ev.new_colour)
+
+
+def plan_long_video(video_id: str, split: str, minutes: float, rng: np.random.Generator
+                    ) -> list[tuple[float, ShapeVideo]]:
+    """``(offset in seconds, scene)`` pairs of a long video (module doc): scenes planned by
+    :func:`plan_video` until ``minutes`` are reached, each keeping at most one event, whose
+    sentence no earlier scene used."""
+    used: set[str] = set()
+    scenes: list[tuple[float, ShapeVideo]] = []
+    offset = 0.0
+    while offset < minutes * 60.0:
+        scene = plan_video(f"{video_id}-{len(scenes)}", split, rng)
+        options = [(i, _single_event(obj, ev)) for i, obj in enumerate(scene.objects)
+                   for ev in obj.events]
+        kept = None
+        for j in rng.permutation(len(options)):
+            i, ev = options[int(j)]
+            if _sentence(scene.objects[i], ev) not in used:
+                kept = (i, ev)
+                break
+        for i, obj in enumerate(scene.objects):
+            obj.events = [kept[1]] if kept is not None and kept[0] == i else []
+            if kept is not None and kept[0] == i:
+                used.add(_sentence(obj, kept[1]))
+        scenes.append((offset, scene))
+        offset += scene.duration
+    return scenes
+
+
+def long_sentences(scenes: list[tuple[float, ShapeVideo]]) -> list[tuple[str, float, float]]:
+    """``(sentence, start, end)`` in seconds of the whole video, by start time."""
+    out = [(text, round(offset + s, 1), round(offset + e, 1))
+           for offset, scene in scenes for text, s, e in sentences(scene)]
+    return sorted(out, key=lambda q: (q[1], q[0]))
+
+
+def long_frames(scenes: list[tuple[float, ShapeVideo]]) -> Iterator[np.ndarray]:
+    """The frames of a long video, rendered one scene at a time."""
+    for _, scene in scenes:
+        yield from render(scene)
+
+
 def _tracks(obj: ShapeObject, times: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame ``x, y, radius, alpha (T,)`` and ``rgb (T, 3)`` by piecewise-linear keyframes."""
     keys = {"x": [(0.0, obj.x)], "y": [(0.0, obj.y)], "radius": [(0.0, obj.radius)],
@@ -199,11 +266,12 @@ def vocabulary() -> list[str]:
 
 def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overwrite: bool = False,
                       label_jitter: float | None = None, extract: bool = True,
-                      videos: tuple[int, int] | None = None):
+                      videos: tuple[int, int] | None = None, long_minutes: float = LONG_MINUTES):
     """Render the shapes world and (with ``extract``) its colorhist features.
 
     Args:
-        size: ``tiny`` or ``small`` (number of train / test videos, :data:`SIZES`).
+        size: ``tiny``, ``small`` or ``long`` (number of train / test videos, :data:`SIZES`;
+            ``long`` test videos last ``long_minutes``, see the module doc).
         videos: ``(train, test)`` video counts instead of the size's (quick tests).
 
     Returns:
@@ -236,12 +304,18 @@ def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overw
         records[split] = []
         counts[split] = count
         for i in progress(range(count), desc=f"render {split} videos", unit="video"):
-            video = plan_video(f"{split[:2]}{i:04d}", split, rng)
-            write_video(out / "videos" / f"{video.video_id}.mp4", render(video), fps=FPS)
-            for text, s, e in sentences(video):
+            video_id = f"{split[:2]}{i:04d}"
+            if size == "long" and split == "test":
+                scenes = plan_long_video(video_id, split, long_minutes, rng)
+                frames, moments = long_frames(scenes), long_sentences(scenes)
+                duration = scenes[-1][0] + scenes[-1][1].duration
+            else:
+                video = plan_video(video_id, split, rng)
+                frames, moments, duration = render(video), sentences(video), video.duration
+            write_video(out / "videos" / f"{video_id}.mp4", frames, fps=FPS)
+            for text, s, e in moments:
                 records[split].append(MomentRecord(f"{split}:{len(records[split])}",
-                                                   video.video_id, video.duration, text, (s, e),
-                                                   (), split))
+                                                   video_id, duration, text, (s, e), (), split))
         write_charades_sta(records[split], out / f"charades_sta_{split}.txt",
                            out / f"Charades_v1_{split}.csv")
     vec_rng = np.random.default_rng(np.random.SeedSequence([seed, 9002]))
@@ -261,7 +335,9 @@ def synthesize_shapes(size: str, seed: int, out_dir: str | os.PathLike, *, overw
         metrics=CardMetrics(recall_at=(1, 5), iou_thresholds=(0.3, 0.5, 0.7)),
         notes=(f"Rendered synthetic shapes world written by 'momentloc synth --preset shapes' "
                f"(size {size}, seed {seed}): {FRAME}x{FRAME} H.264 videos at {FPS} fps in videos/, "
-               f"one sentence per event with its exact span. Features: "
+               f"one sentence per event with its exact span. "
+               + (f"The test videos last {long_minutes:g} minutes, one new sentence per scene "
+                  f"at most. " if size == "long" else "") + "Features: "
                + (f"written by 'momentloc extract videos --extractor colorhist --clip-rate "
                   f"{CLIP_RATE:g} --param max_side={FRAME} --out {FEATURES}' (run by synth)."
                   if spec else "none yet: run 'momentloc extract' on videos/ and add its "
