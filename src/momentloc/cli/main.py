@@ -13,8 +13,8 @@ from momentloc.errors import MomentlocError
 
 # Sub-command modules in the order `momentloc --help` lists them.
 COMMANDS = [
-    "demo", "synth", "stats", "baseline", "train", "evaluate", "predict", "table", "bench",
-    "extract", "plot", "report", "serve", "config_cmd",
+    "demo", "synth", "stats", "baseline", "train", "import_cmd", "evaluate", "predict", "table",
+    "bench", "extract", "plot", "report", "serve", "config_cmd",
 ]
 
 
