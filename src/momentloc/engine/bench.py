@@ -28,6 +28,12 @@ def bench_context(cfg: ExperimentConfig, video_dim: int | None = None) -> ModelC
                         word_vectors=torch.randn(VOCAB, WORD_DIM) * 0.3)
 
 
+def count_parameters(cfg: ExperimentConfig, video_dim: int | None = None) -> int:
+    """Parameters of ``cfg``'s model at the preset's sizes (built, never run)."""
+    model = create_model(cfg.model_name, cfg.model, bench_context(cfg, video_dim))
+    return sum(p.numel() for p in model.parameters())
+
+
 def random_batch(ctx: ModelContext, batch_size: int, device: torch.device | str = "cpu",
                  seed: int = 0, pad_video: bool = False) -> Batch:
     """A batch of random inputs of the context's sizes: queries of varied lengths, spans inside
@@ -117,6 +123,6 @@ def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warm
     return {
         "model": cfg.model_name, "device": str(device), "batch_size": bsz,
         "num_clips": ctx.num_clips, "video_dim": ctx.video_dim, "max_query_len": ctx.max_query_len,
-        "parameters": n_params, "train_step_ms": 1000 * train_s, "train_samples_per_s": bsz / train_s,
+        "num_params": n_params, "train_step_ms": 1000 * train_s, "train_samples_per_s": bsz / train_s,
         "inference_queries_per_s": bsz / infer_s, mem_name: mem, "threads": torch.get_num_threads(),
     }
