@@ -19,6 +19,8 @@ from momentloc.config import load_config
 from momentloc.config.schema import EvalConfig
 from momentloc.data.batch import Batch
 from momentloc.data.resample import resample
+from momentloc.data.text import (QueryEncoder, Vocabulary, WordVectorTable, build_embeddings,
+                                 tokenize)
 from momentloc.engine.predictions import candidates_to_lines
 from momentloc.models import ModelContext, create_model
 from momentloc.official import csmgan as official
@@ -230,17 +232,59 @@ def test_data_pipeline_reproduces_the_features(golden_csmgan_model):
 
 
 def test_data_pipeline_words(golden_csmgan_model):
-    """Word vectors: the query's words looked up, cut to max words, zero rows after."""
+    """momentloc's tokenizer gives the release's word lists, and its query encoder (vocabulary
+    from the queries, the fixture's word vectors) the word inputs: vectors, zero rows after,
+    cut at the maximum number of words."""
     _, fx = golden_csmgan_model
     data = json.loads(fx["source"]["data_json"])
     vec = fx["source"]["word2vec"]
-    words = fx["inputs"]["words"]
-    for b, item in enumerate(data[:words.shape[0]]):
-        toks = item[4][:words.shape[1]]
-        want = torch.zeros_like(words[b])
-        want[:len(toks)] = torch.stack([vec[w] for w in toks])
-        assert torch.equal(words[b], want)
-        assert int(fx["inputs"]["word_mask"][b].sum()) == len(toks)
+    words, mask = fx["inputs"]["words"], fx["inputs"]["word_mask"]
+    tokens = [tokenize(item[3]) for item in data]
+    assert tokens == [item[4] for item in data]
+    table = WordVectorTable(sorted(vec), np.stack([vec[w].numpy() for w in sorted(vec)]))
+    vocab, vectors = build_embeddings(Vocabulary.build(tokens), table)
+    encoder = QueryEncoder(vocab, vectors, max_len=words.shape[1])
+    for b in range(words.shape[0]):
+        _, got = encoder.encode(data[b][3])
+        assert int(mask[b].sum()) == len(got)
+        np.testing.assert_array_equal(got, words[b, :len(got)].numpy())
+        assert not words[b, len(got):].any()
+
+
+def test_report_max_differences(golden_csmgan_model, capsys):
+    """Prints the max abs difference of every compared output (run with -s); the figures in
+    docs/models/csmgan.md, "Equivalence"."""
+    folder, fx = golden_csmgan_model
+    cfg, model = build(fx)
+    batch = fixture_batch(fx)
+    rows = {}
+    model.eval()
+    out, caught = run(model, batch, hooks=True)
+    e = fx["outputs"]["eval_branch"]
+    c = model.candidates(out, batch)
+    rows["eval predict_flatten"] = close(c.scores * c.valid, e["predict_flatten"], "p")
+    rows["eval refine_box"] = close(c.steps, e["refine_box"], "r", last_sum_ulp=True)
+    rows["eval a1"] = close(out["smg_attention"].transpose(1, 2), e["a1"], "a1")
+    rows["eval a2"] = close(out["smg_query_attention"].transpose(1, 2), e["a2"], "a2")
+    for name, ref in fx["outputs"]["intermediates"].items():
+        rows[f"intermediate {name}"] = close(caught[name], ref, name)
+    with torch.no_grad():
+        terms = model.loss(out, batch)
+    loss, w = fx["loss"], cfg.model.loss_weights["boundary"]
+    pos = model.targets(batch)["positive"]
+    rows["train refine_box"] = close(c.steps[pos], fx["outputs"]["train_branch"]["refine_box"],
+                                     "t", last_sum_ulp=True)
+    rows["train cls loss"] = close(terms["align"], loss["train_cls_loss"], "l")
+    rows["train reg loss"] = close(terms["boundary"], loss["train_reg_loss"], "l")
+    rows["train loss"] = close(terms["align"] + w * terms["boundary"], loss["train_branch_loss"],
+                               "l")
+    reg = F.smooth_l1_loss(c.steps, fx["inputs"]["gt"].float()[:, None, :].expand_as(c.steps))
+    rows["eval loss"] = close(terms["align"] + loss["eval_reg_weight"] * reg,
+                              loss["eval_branch_loss"], "l")
+    with capsys.disabled():
+        print(f"\n{folder.name}")
+        for name, diff in rows.items():
+            print(f"  {name:34s} {diff:.2e}")
 
 
 def test_converter_names_the_tensor_on_a_shape_mismatch(golden_csmgan_model):
