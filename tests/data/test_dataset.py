@@ -145,6 +145,74 @@ def cfg(**kw):
     return DataConfig(**{"num_clips": 8, "max_query_len": 6, **kw})
 
 
+# -- features checked when the data are built, before any training --------------------------
+BAD_FEATURES = {
+    "nan": (lambda a: a.__setitem__((2, 1), np.nan), "NaN (first bad clip index 2"),
+    "inf": (lambda a: a.__setitem__((0, 0), np.inf), "inf (first bad clip index 0"),
+    "huge": (lambda a: a.__setitem__((1, 3), 3e38), "magnitude 3e+38"),
+    "dim": (None, f"feature dimension {DIM + 2} != the card's dim {DIM}"),
+}
+
+
+def spoil(tmp_path, vid, kind):
+    change, _ = BAD_FEATURES[kind]
+    arr = np.ones((6, DIM + 2 if kind == "dim" else DIM), np.float32)
+    if change:
+        change(arr)
+    write_npy_dir(tmp_path / "feats", [(vid, arr)])
+
+
+@pytest.mark.parametrize("kind", list(BAD_FEATURES))
+def test_bad_test_video_is_found_when_the_data_are_built(toy, tmp_path, kind):
+    spoil(tmp_path, "v4", kind)  # a test-split video
+    with pytest.raises(DataError) as e:
+        build_data(cfg(), toy)
+    assert BAD_FEATURES[kind][1] in str(e.value)
+    assert e.value.video_id == "v4" and "v4.npy" in str(e.value)
+
+
+@pytest.mark.parametrize("kind", list(BAD_FEATURES))
+def test_skip_drops_the_queries_of_bad_videos(toy, tmp_path, kind, caplog):
+    spoil(tmp_path, "v0", kind)  # two training queries
+    with caplog.at_level(logging.WARNING, logger="momentloc.data"):
+        bundle = build_data(cfg(on_bad_input="skip"), toy)
+    assert [r.query_id for r in bundle.records("train")] == ["t1", "t2", "t3"]
+    assert bundle.train.skipped == 2 and "skipped 2" in caplog.text and "v0" in caplog.text
+    assert len(bundle.records("test")) == 2 and bundle.test.skipped == 0
+    bundle.train[0]  # the kept ones read
+
+
+def test_a_split_with_every_video_bad_is_an_error_even_when_skipping(toy, tmp_path):
+    for vid in ("v4", "v5"):
+        spoil(tmp_path, vid, "nan")
+    with pytest.raises(DataError, match="every one of the 2 queries was skipped"):
+        build_data(cfg(on_bad_input="skip", val_split="none"), toy)
+
+
+def test_feature_check_is_remembered_for_the_same_store(toy, tmp_path, monkeypatch):
+    from momentloc.data.features import FeatureStore
+    art = tmp_path / "run" / "artifacts"
+    build_data(cfg(), toy, art)
+    calls = []
+    real = FeatureStore.check_videos
+    monkeypatch.setattr(FeatureStore, "check_videos",
+                        lambda self, ids, **kw: calls.append(list(ids)) or real(self, ids, **kw))
+    build_data(cfg(), toy, art)
+    assert calls == []  # same store, same videos: not read again
+    spoil(tmp_path, "v4", "nan")  # the store changes: checked again, and the damage is found
+    with pytest.raises(DataError, match="NaN"):
+        build_data(cfg(), toy, art)
+    assert len(calls) == 1
+
+
+def test_evaluating_another_split_checks_its_features(toy, tmp_path):
+    bundle = build_data(cfg(test_split="val"), toy)
+    spoil(tmp_path, "v4", "inf")
+    with pytest.raises(DataError, match="inf") as e:
+        bundle.dataset_for("test")
+    assert e.value.video_id == "v4"
+
+
 def test_build_data_roles_context_and_artifacts(toy, tmp_path):
     art = tmp_path / "run" / "artifacts"
     bundle = build_data(cfg(), toy, art)
@@ -159,7 +227,8 @@ def test_build_data_roles_context_and_artifacts(toy, tmp_path):
     assert ctx.word_vectors.shape == (len(bundle.vocab), WDIM)
     ctx.word_vectors.add_(1.0)                      # a fine-tuned embedding leaves the data alone
     assert not bundle.word_vectors[0].any()
-    assert {p.name for p in art.iterdir()} == {"vocab.json", "word_vectors.npy"}
+    assert {p.name for p in art.iterdir()} == {"vocab.json", "word_vectors.npy",
+                                               "feature_check.json"}
     batch = collate([bundle.test[i] for i in range(2)])
     assert batch.video_feats.shape == (2, 8, DIM)
     # "sofa" is not a training word: dropped under the default policy

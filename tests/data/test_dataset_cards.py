@@ -50,3 +50,14 @@ def test_benchmark_specific_choices(tmp_path):
     assert load_card("charades-sta", str(tmp_path)).roles["val"] is None
     assert load_card("didemo", str(tmp_path)).protocol == "didemo"
     assert load_card("tacos", str(tmp_path)).features.path == "tall_c3d_features.hdf5"
+
+
+@pytest.mark.parametrize("content", [
+    "name: caf\xe9\n".encode("latin-1"),             # not UTF-8
+    b"name: x\nnotes: " + b"[" * 5000 + b"]" * 5000 + b"\n",   # nested too deeply
+])
+def test_unreadable_card_is_named(tmp_path, content):
+    from momentloc.errors import ConfigError
+    (tmp_path / "card.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match="card.yaml: cannot read dataset card"):
+        load_card(str(tmp_path / "card.yaml"))

@@ -123,15 +123,18 @@ def bad_arrays():
     inf = np.ones((4, DIM), np.float32)
     inf[2, 0] = -np.inf
     return {
-        "nan": (nan, r"NaN or inf \(first bad clip index 3\)"),
-        "inf": (inf, r"NaN or inf \(first bad clip index 2\)"),
+        "nan": (nan, r"NaN \(first bad clip index 3; 1 of 5 clips bad\)"),
+        "inf": (inf, r"inf \(first bad clip index 2; 1 of 4 clips bad\)"),
         "dim": (np.ones((3, DIM + 1)), rf"dimension {DIM + 1} != the card's dim {DIM}"),
+        "huge": (np.full((3, DIM), 3e38, np.float32),
+                 r"magnitude 3e\+38 \(the bound is 1e\+06\) \(first bad clip index 0"),
+        "f64_overflow": (np.full((2, DIM), 1e300), r"inf \(first bad clip index 0; 2 of 2"),
         "empty": (np.ones((0, DIM)), "no clip"),
         "rank3": (np.ones((2, 2, DIM)), "must be 2-D"),
     }
 
 
-@pytest.mark.parametrize("layout", ["hdf5", "npz_dir"])
+@pytest.mark.parametrize("layout", ["hdf5", "npz_dir", "npy_dir"])
 @pytest.mark.parametrize("kind", list(bad_arrays()))
 def test_bad_array(tmp_path, layout, kind):
     arr, pattern = bad_arrays()[kind]
@@ -223,3 +226,86 @@ def test_feature_cache_is_bounded():
     assert len(cache) == 2 and cache.get("c") is None and cache.get("a") is a
     cache.clear()
     assert len(cache) == 0 and cache.nbytes == 0
+
+
+# ---- damaged stores and the up-front check ------------------------------------------------------
+
+def test_magnitude_bound_is_inclusive():
+    from momentloc.data.features import MAX_ABS_FEATURE, check_features
+    ok = np.full((2, DIM), -MAX_ABS_FEATURE)
+    assert check_features(ok, DIM, "v").dtype == np.float32
+    with pytest.raises(DataError, match="magnitude 1.5e\\+06"):
+        check_features(ok * 1.5, DIM, "v")
+
+
+def test_hdf5_shape_is_checked_from_metadata_before_reading(tmp_path, monkeypatch):
+    import h5py
+    store = open_layout(tmp_path, "hdf5", {"v": np.ones((3, DIM + 2))})
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", lambda *a: pytest.fail("array was read"))
+    with pytest.raises(DataError, match=rf"dimension {DIM + 2} != the card's dim {DIM}"):
+        store.get("v")
+
+
+def test_hdf5_member_that_is_no_array(tmp_path):
+    import h5py
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        f["v"] = np.dtype("f4")  # a named datatype, not a dataset
+    with pytest.raises(DataError, match="'v' is a Datatype, not an array") as e:
+        open_store(make_card(tmp_path, "hdf5", "f.h5")).get("v")
+    assert "f.h5" in str(e.value) and e.value.video_id == "v"
+
+
+def test_damaged_hdf5_metadata_gives_data_errors_only(tmp_path):
+    """Bytes of a valid file overwritten at random (a fixed seed): every outcome is a clean read
+    or a DataError naming the file, never another exception."""
+    import random
+    write_hdf5_store(tmp_path / "ok.h5", [(f"v{i}", np.ones((4, DIM))) for i in range(12)])
+    data = (tmp_path / "ok.h5").read_bytes()
+    rng = random.Random(0)
+    errors = 0
+    for trial in range(120):
+        damaged = bytearray(data)
+        at = rng.randrange(0, min(len(damaged), 4096))
+        for k in range(rng.choice([1, 4, 16])):
+            damaged[min(at + k, len(damaged) - 1)] = rng.randrange(256)
+        (tmp_path / "bad.h5").write_bytes(bytes(damaged))
+        try:
+            store = open_store(make_card(tmp_path, "hdf5", "bad.h5"))
+            for vid in sorted(store.keys()):
+                try:
+                    store.get(vid)
+                except DataError as e:
+                    assert "bad.h5" in str(e)
+                    errors += 1
+            store.close()
+        except DataError as e:
+            assert "bad.h5" in str(e)
+            errors += 1
+    assert errors > 0  # the damage was seen
+
+
+def test_truncated_hdf5_and_npy(tmp_path):
+    write_hdf5_store(tmp_path / "f.h5", [("v", np.ones((400, DIM)))])
+    data = (tmp_path / "f.h5").read_bytes()
+    (tmp_path / "f.h5").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="f.h5"):
+        store = open_store(make_card(tmp_path, "hdf5", "f.h5"))
+        store.get("v")
+    write_npy_dir(tmp_path / "npy", [("v", np.ones((400, DIM)))])
+    path = tmp_path / "npy" / "v.npy"
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(DataError, match="cannot read .npy") as e:
+        open_store(make_card(tmp_path, "npy_dir", "npy")).get("v")
+    assert "v.npy" in str(e.value)
+
+
+def test_check_videos_reports_every_bad_video(tmp_path):
+    nan = np.ones((3, DIM))
+    nan[1, 2] = np.nan
+    store = open_layout(tmp_path, "npy_dir", {"good": np.ones((2, DIM)), "nan": nan,
+                                               "wide": np.ones((2, DIM + 1)),
+                                               "huge": np.full((1, DIM), 1e9)})
+    bad = store.check_videos(["good", "nan", "absent", "wide", "huge"])
+    assert list(bad) == ["nan", "wide", "huge"]
+    assert all(e.video_id == vid and "npy" in str(e) for vid, e in bad.items())
+    assert list(store.check_videos(["good", "nan", "wide"], stop_at_first=True)) == ["nan"]

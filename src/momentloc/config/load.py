@@ -11,7 +11,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from momentloc.config.schema import ExperimentConfig
+from momentloc.config.schema import ExperimentConfig, check_ranges
 from momentloc.errors import ConfigError
 
 _SECTIONS = ("model", "data", "optim", "train", "eval")
@@ -90,6 +90,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
 
 def from_dict(cls, data: dict, where: str):
     """Build dataclass ``cls`` from ``data``, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = [k for k in data if k not in names]
@@ -97,9 +99,10 @@ def from_dict(cls, data: dict, where: str):
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys: {', '.join(names)}")
     kwargs = {k: coerce(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    check_ranges(cls, kwargs, where)  # before cls(): its own checks may divide by a width
     try:
         return cls(**kwargs)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ArithmeticError) as e:
         raise ConfigError(f"{where}: {e}") from e
 
 
@@ -110,20 +113,44 @@ def _deep_merge(base: dict, over: dict) -> dict:
     return out
 
 
-def read_yaml(path: str | Path) -> dict:
-    """Read a preset file, following its optional ``base:`` (relative to the file)."""
-    path = Path(path)
+def _load_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load`` with every way it can fail as a ConfigError naming ``what``."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+        raise ConfigError(f"{what}: not valid YAML ({e})") from None
+    except RecursionError:
+        raise ConfigError(f"{what}: not readable YAML: nested too deeply") from None
+    except ValueError as e:  # an integer longer than the interpreter's int-string limit
+        raise ConfigError(f"{what}: not readable YAML ({e})") from None
+
+
+def read_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
+    """Read a preset file, following its optional ``base:`` (relative to the file).
+
+    Raises:
+        ConfigError: naming the file: unreadable, not UTF-8, not YAML, not a mapping, or a
+            ``base:`` chain that comes back to a file already in it.
+    """
+    path = Path(path)
+    resolved = path.resolve()
+    if resolved in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain[_chain.index(resolved):], resolved))
+        raise ConfigError(f"{path}: 'base:' chain is a cycle: {cycle}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}: {e.reason})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+    data = _load_yaml(text, str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     base = data.pop("base", None)
     if base is not None:
-        data = _deep_merge(read_yaml(path.parent / base), data)
+        if not isinstance(base, str) or not base:
+            raise ConfigError(f"{path}: 'base:' must name a YAML file, got {base!r}")
+        data = _deep_merge(read_yaml(path.parent / base, (*_chain, resolved)), data)
     return data
 
 
@@ -137,10 +164,14 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict:
         parts = key.strip().split(".")
         if len(parts) < 2 or parts[0] not in _SECTIONS:
             raise ConfigError(f"override {item!r}: key must start with one of {', '.join(_SECTIONS)}")
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key part in {key.strip()!r}")
+        value = _load_yaml(raw, f"override {item!r}: the value") if raw.strip() else ""
         node = out
         for p in parts[:-1]:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: an earlier override set {p!r} to a value")
         node[parts[-1]] = value
     return out
 
@@ -201,15 +232,21 @@ def build_config(data: dict, where: str = "config") -> ExperimentConfig:
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(map(repr, unknown))}; "
                           f"valid sections: {', '.join(_SECTIONS)}")
-    model = dict(data.get("model") or {})
+    model = data.get("model") or {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"{where}: model: expected a mapping, got {model!r}")
+    model = dict(model)
     name = model.pop("name", None)
     if not name:
         raise ConfigError(f"{where}: model.name is required")
     mcls = get_config_class(name)
     sections = {s: from_dict(typing.get_type_hints(ExperimentConfig)[s], data.get(s) or {},
                              f"{where}: {s}") for s in ("data", "optim", "train", "eval")}
-    return ExperimentConfig(model_name=name, model=from_dict(mcls, model, f"{where}: model"),
-                            **sections)
+    model_cfg = from_dict(mcls, model, f"{where}: model")
+    try:
+        return ExperimentConfig(model_name=name, model=model_cfg, **sections)
+    except ConfigError as e:  # rules across fields (eval.top_k against eval.recall_at)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def load_config(model: str | None = None, preset: str | None = None,

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Literal
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+from momentloc.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class DataConfig:
     cache_features: bool = True
     feature_dim: int = 0
 
+    def __post_init__(self):
+        check_ranges(self)
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -88,6 +96,9 @@ class OptimConfig:
     step_size: int = 10
     gamma: float = 0.1
     min_lr: float = 0.0
+
+    def __post_init__(self):
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,9 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     progress: bool = True
 
+    def __post_init__(self):
+        check_ranges(self)
+
 
 @dataclass(frozen=True)
 class EvalConfig:
@@ -149,6 +163,9 @@ class EvalConfig:
     discount: bool = True
     protocol: Literal["standard", "tan2d", "cmin"] = "standard"
 
+    def __post_init__(self):
+        check_ranges(self)
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -160,3 +177,139 @@ class ExperimentConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        deepest = max(self.eval.recall_at, default=1)
+        if self.eval.top_k < deepest:
+            raise ConfigError(f"eval.top_k = {self.eval.top_k} keeps fewer predictions than "
+                              f"R@{deepest} needs (eval.recall_at = {list(self.eval.recall_at)}); "
+                              f"valid: top_k >= {deepest}")
+
+
+# ---- valid ranges -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric field (each item, for a tuple field).
+
+    ``lo`` / ``hi`` are bounds (None: unbounded), excluded when ``lo_open`` / ``hi_open``.
+    NaN and infinities are never valid.
+    """
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return self.hi is None or (x < self.hi if self.hi_open else x <= self.hi)
+
+    def __str__(self) -> str:
+        if self.hi is None:
+            return (f"{'>' if self.lo_open else '>='} {self.lo:g}" if self.lo is not None
+                    else "a finite number")
+        if self.lo is None:
+            return f"{'<' if self.hi_open else '<='} {self.hi:g}"
+        return (f"{'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}"
+                f"{')' if self.hi_open else ']'}")
+
+
+POSITIVE = Range(0.0, lo_open=True)
+NON_NEGATIVE = Range(0.0)
+AT_LEAST_1 = Range(1.0)
+FRACTION = Range(0.0, 1.0, hi_open=True)        # [0, 1)
+UNIT = Range(0.0, 1.0, lo_open=True)            # (0, 1]
+FINITE = Range()
+
+# Every numeric field of the sections, by section. A float field not listed must still be finite.
+RANGES: dict[str, dict[str, Range]] = {
+    "data": {"val_holdout": FRACTION, "num_clips": AT_LEAST_1, "pca_dim": NON_NEGATIVE,
+             "max_query_len": AT_LEAST_1, "num_workers": NON_NEGATIVE,
+             "feature_dim": NON_NEGATIVE},
+    "optim": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "betas": FRACTION,
+              "momentum": FRACTION, "warmup_steps": NON_NEGATIVE, "step_size": AT_LEAST_1,
+              "gamma": Range(0.0, 1.0, lo_open=True, hi_open=True), "min_lr": NON_NEGATIVE},
+    "train": {"epochs": AT_LEAST_1, "batch_size": AT_LEAST_1, "eval_batch_size": AT_LEAST_1,
+              "grad_clip": NON_NEGATIVE, "seed": Range(0.0, 2.0**32 - 1),
+              "early_stop_patience": NON_NEGATIVE, "eval_every": AT_LEAST_1,
+              "max_steps": NON_NEGATIVE, "log_every": AT_LEAST_1},
+    "eval": {"iou_thresholds": UNIT, "recall_at": AT_LEAST_1, "nms_thresh": UNIT,
+             "top_k": AT_LEAST_1},
+}
+
+# (a, b): field a may not exceed field b of the same section.
+AT_MOST: dict[str, tuple[tuple[str, str], ...]] = {"optim": (("min_lr", "lr"),)}
+
+# Model configs: fields whose meaning the name gives away, in any model (first match wins).
+# A model's own ``__post_init__`` adds its specific rules (odd kernels, divisibility).
+MODEL_RANGES: tuple[tuple[str, Range], ...] = (
+    ("*dropout", FRACTION),
+    ("ffn_dim", NON_NEGATIVE),                  # 0: no feed-forward block
+    ("dim", AT_LEAST_1), ("*_dim", AT_LEAST_1), ("*_hidden", AT_LEAST_1),
+    ("*heads", AT_LEAST_1), ("*_channels", AT_LEAST_1), ("num_candidates", AT_LEAST_1),
+    ("num_clips", AT_LEAST_1), ("*rnn_layers", AT_LEAST_1), ("*_layers", NON_NEGATIVE),
+    ("pool_kernel", NON_NEGATIVE),              # 0: derived from the input length
+    ("*_kernel", AT_LEAST_1), ("*_dilation", AT_LEAST_1),
+    ("*_stride_abs", NON_NEGATIVE),             # 0: use the relative stride
+    ("*_stride", POSITIVE), ("*_window", NON_NEGATIVE),  # window 0: unrestricted attention
+    ("max_*", NON_NEGATIVE),                    # 0: no limit
+    ("tmin", Range(0.0, 1.0)), ("tmax", Range(0.0, 1.0)), ("*_threshold", Range(0.0, 1.0)),
+    ("*alpha", NON_NEGATIVE), ("loss_weights", NON_NEGATIVE),
+)
+
+_SECTION_OF = {"DataConfig": "data", "OptimConfig": "optim", "TrainConfig": "train",
+               "EvalConfig": "eval"}
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The declared range of field ``name`` of config class ``cls`` (None: any finite value)."""
+    section = _SECTION_OF.get(cls.__name__)
+    if section is not None:
+        return RANGES[section].get(name)
+    if issubclass(cls, ModelConfig):
+        return next((r for pattern, r in MODEL_RANGES if fnmatchcase(name, pattern)), None)
+    return None
+
+
+def check_ranges(obj: Any, values: dict[str, Any] | None = None, where: str | None = None
+                 ) -> None:
+    """Raise ConfigError for the first numeric value outside its field's range.
+
+    Args:
+        obj: a config dataclass instance, or the class when ``values`` are checked before it
+            is built.
+        values: field -> value to check (default: every field of ``obj``).
+        where: prefix naming the section in the message (default ``data``, ``train``, ...).
+    Raises:
+        ConfigError: ``"<where>.<key>: <value> is out of range; valid: <range>"``.
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    if values is None:
+        values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+    where = where or _SECTION_OF.get(cls.__name__, "model")
+    for name, value in values.items():
+        rng = field_range(cls, name)
+        each = isinstance(value, (tuple, list, dict))
+        items = list(value.values()) if isinstance(value, dict) else list(value) if each else [value]
+        if isinstance(value, (tuple, list)) and rng is not None and not items:
+            raise ConfigError(f"{where}.{name}: {value!r} is empty; valid: one or more values "
+                              f"{rng}")
+        for x in items:
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or x in (rng or FINITE):
+                continue
+            raise ConfigError(f"{where}.{name}: {x!r}{f' (in {value!r})' if each else ''} is out "
+                              f"of range; valid: {rng or FINITE}{' for each item' if each else ''}")
+    for a, b in AT_MOST.get(_SECTION_OF.get(cls.__name__, ""), ()):
+        if a in values or b in values:
+            va, vb = (values.get(k, _default(cls, k)) for k in (a, b))
+            if va > vb:
+                raise ConfigError(f"{where}.{a}: {va!r} is out of range; valid: <= {b} ({vb!r})")
+
+
+def _default(cls: type, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default

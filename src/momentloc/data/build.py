@@ -7,9 +7,12 @@ file. When they already exist they are reused rather than rebuilt.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +27,7 @@ from momentloc.data.dataset import GroundingDataset, Sample, collate, encode_fea
 from momentloc.data.features import FeatureStore, open_store
 from momentloc.data.pca import PCA, fit_pca
 from momentloc.data.policy import InputPolicy
-from momentloc.data.records import MomentRecord
+from momentloc.data.records import MomentRecord, atomic_write_text
 from momentloc.data.text import QueryEncoder, Vocabulary, build_embeddings, load_glove, tokenize
 from momentloc.errors import ConfigError, DataError
 from momentloc.models.base import ModelContext
@@ -32,6 +35,7 @@ from momentloc.models.base import ModelContext
 log = logging.getLogger("momentloc.data")
 
 VOCAB_FILE, VECTORS_FILE, PCA_FILE = "vocab.json", "word_vectors.npy", "pca.npz"
+FEATURE_CHECK_FILE = "feature_check.json"
 # GloVe files smaller than this are parsed directly: a cache would cost more than it saves
 _CACHE_MIN_BYTES = 64 << 20
 _HOLDOUT_SEED = 0  # fixed, so the held-out videos do not change with the training seed
@@ -111,8 +115,9 @@ class DataBundle:
             raise ConfigError(f"dataset {self.card.name!r} has no split {split!r} "
                               f"(splits: {', '.join(self.card.splits)})")
         records = load_split(self.card, split, InputPolicy(self.cfg.on_bad_input))
+        bad = check_split_features(self.store, {split: records}, None, self.cfg.on_bad_input)
         return split, GroundingDataset(records, self.store, self.vocab, self.word_vectors,
-                                       self.cfg, self.pca)
+                                       self.cfg, self.pca, bad)
 
     def query_encoder(self) -> QueryEncoder:
         return QueryEncoder(self.vocab, self.word_vectors, self.cfg.max_query_len, self.cfg.oov)
@@ -182,6 +187,43 @@ def _holdout(records: list[MomentRecord], fraction: float) -> tuple[list, list]:
             [r for r in records if r.video_id in held])
 
 
+def check_split_features(store: FeatureStore, records: dict[str, list[MomentRecord] | None],
+                         artifacts: Path | None, mode: str) -> dict[str, DataError]:
+    """Read and validate every stored video of ``records`` (test role first) before any work.
+
+    NaN, inf, out-of-bound values, a wrong dimension or an unreadable array are found here,
+    not at the end of training. With ``mode == "error"`` the first bad video raises its
+    DataError; with ``"skip"`` every bad one is returned (the datasets drop its queries).
+    A clean result is remembered in ``artifacts/feature_check.json`` against the store's
+    fingerprint and the videos checked, so a later build of the same run (resume, evaluate,
+    predict) does not read the store again.
+    """
+    order = [role for role in ("test", "val", "train") if role in records]
+    order += [role for role in records if role not in order]
+    ids = list(dict.fromkeys(r.video_id for role in order for r in (records[role] or [])))
+    key = {"store": store.fingerprint(),
+           "videos": hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()}
+    memo = artifacts / FEATURE_CHECK_FILE if artifacts is not None else None
+    if memo is not None and memo.is_file():
+        try:
+            saved = json.loads(memo.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved = None
+        if isinstance(saved, dict) and saved.get("key") == key and not saved.get("bad"):
+            return {}
+    start = time.perf_counter()
+    bad = store.check_videos(ids, stop_at_first=mode == "error")
+    log.info("checked the features of %d videos in %.1f s: %d bad", len(ids),
+             time.perf_counter() - start, len(bad))
+    if bad and mode == "error":
+        raise next(iter(bad.values()))
+    if memo is not None:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(memo, json.dumps({"key": key, "bad": {v: str(e) for v, e in bad.items()}},
+                                           indent=1) + "\n")
+    return bad
+
+
 def save_artifacts(directory: str | os.PathLike, vocab: Vocabulary, word_vectors: np.ndarray,
                    pca: PCA | None) -> None:
     """Write ``vocab.json``, ``word_vectors.npy`` and ``pca.npz`` (each atomically)."""
@@ -247,7 +289,9 @@ def build_data(cfg: DataConfig, card: DatasetCard, artifacts_dir: str | os.PathL
     Raises:
         ConfigError: unknown split, no training split, no word_vectors in the card, bad
             val_holdout or pca_dim, or saved artifacts that do not match ``cfg``.
-        DataError: bad annotations or features (per ``cfg.on_bad_input``).
+        DataError: bad annotations or features (per ``cfg.on_bad_input``). Every split's
+            features are read and checked here (:func:`check_split_features`), before any
+            training.
     """
     splits = resolve_splits(cfg, card)
     records = {role: (load_split(card, name, InputPolicy(cfg.on_bad_input)) if name else None)
@@ -265,6 +309,7 @@ def build_data(cfg: DataConfig, card: DatasetCard, artifacts_dir: str | os.PathL
         raise ConfigError(f"data.pca_dim={cfg.pca_dim}: must be 0 (off) or at most the feature "
                           f"dimension {store.dim}")
     artifacts = Path(artifacts_dir) if artifacts_dir is not None else None
+    bad = check_split_features(store, records, artifacts, cfg.on_bad_input)
     reuse = artifacts is not None and (artifacts / VOCAB_FILE).is_file()
     if reuse:
         vocab, vectors, pca = load_artifacts(artifacts)
@@ -276,7 +321,7 @@ def build_data(cfg: DataConfig, card: DatasetCard, artifacts_dir: str | os.PathL
         vocab, vectors = _text_side(cfg, card, queries)
         pca = None
 
-    datasets = {role: GroundingDataset(recs, store, vocab, vectors, cfg, pca)
+    datasets = {role: GroundingDataset(recs, store, vocab, vectors, cfg, pca, bad)
                 if recs is not None else None for role, recs in records.items()}
     if not reuse and cfg.pca_dim > 0:
         pca = fit_pca(datasets["train"].video_ids, store.get, cfg.pca_dim)

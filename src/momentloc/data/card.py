@@ -198,8 +198,8 @@ def load_card(dataset: str, data_root: str | None = None) -> DatasetCard:
         root = Path(data_root)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise ConfigError(f"{path}: cannot read dataset card ({e})") from e
+    except (OSError, ValueError, RecursionError, yaml.YAMLError) as e:  # ValueError: not UTF-8
+        raise ConfigError(f"{path}: cannot read dataset card ({e})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a dataset card is a mapping")
     card = from_dict(DatasetCard, raw, str(path))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -64,9 +64,10 @@ class GroundingDataset(Dataset):
     """Records plus a feature store, for every benchmark and model.
 
     Construction checks up front, without reading any array, that every record's video is in
-    the store, and encodes every query. A missing video or an empty query raises DataError
-    (``cfg.on_bad_input == "error"``) or drops the record with a count (``"skip"``). Feature
-    arrays are validated when read.
+    the store, and encodes every query. A missing video, a video listed in ``bad_videos`` or
+    an empty query raises DataError (``cfg.on_bad_input == "error"``) or drops the record with
+    a count (``"skip"``); a split that loses every record raises in either mode. Feature
+    arrays are validated again when read.
 
     Args:
         records: the split's moment records.
@@ -77,10 +78,14 @@ class GroundingDataset(Dataset):
             on_bad_input, cache_features).
         pca: projection applied to the features, or None. May be set after construction
             (:func:`~momentloc.data.build.build_data` fits it on the training dataset's videos).
+        bad_videos: video id -> the DataError its features raised
+            (:meth:`~momentloc.data.features.FeatureStore.check_videos`); their records are
+            bad input.
     """
 
     def __init__(self, records: Sequence[MomentRecord], store: FeatureStore, vocab: Vocabulary,
-                 word_vectors: np.ndarray, cfg: DataConfig, pca: PCA | None = None):
+                 word_vectors: np.ndarray, cfg: DataConfig, pca: PCA | None = None,
+                 bad_videos: Mapping[str, DataError] | None = None):
         self.store = store
         self.cfg = cfg
         self.encoder = QueryEncoder(vocab, np.asarray(word_vectors, dtype=np.float32),
@@ -100,6 +105,9 @@ class GroundingDataset(Dataset):
                     f"missing, e.g. {', '.join(map(repr, missing[:3]))})",
                     path=str(store.path), video_id=r.video_id))
                 continue
+            if bad_videos and r.video_id in bad_videos:
+                policy.bad(bad_videos[r.video_id])
+                continue
             try:
                 ids, _ = self.encoder.encode(r.query, r.query_id)
             except DataError as e:
@@ -109,6 +117,9 @@ class GroundingDataset(Dataset):
             self._query_ids.append(ids)
         self.skipped = policy.skipped
         policy.log_summary(f"dataset ({store.path})")
+        if records and not self.records:
+            raise DataError(f"every one of the {len(records)} queries was skipped as bad input; "
+                            f"first: {policy.reasons[0]}", path=str(store.path))
 
     def __getstate__(self):
         # a spawned worker starts with an empty cache rather than a pickled copy of it

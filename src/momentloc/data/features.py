@@ -38,33 +38,53 @@ def _canonical(key: str) -> str:
     return key[2:] if key.startswith("v_") else key
 
 
+# Raw feature values beyond this magnitude are bad input. Real extractor outputs (C3D, I3D,
+# VGG fc7, CLIP; post-ReLU or normalized) stay within a few hundred; values near float32's
+# limit (3e38) overflow to inf in the first matrix product and turn the loss into NaN.
+MAX_ABS_FEATURE = 1e6
+
+
 def check_features(arr: np.ndarray, dim: int, video_id: str, path: str | None = None) -> np.ndarray:
     """Validate one video's features and return them as ``(M, D)`` float32.
 
     A 1-D vector is one clip. Raises DataError (naming the video and the store) on a wrong
-    rank, an empty array, a dimension other than ``dim``, or a NaN/inf value (with the index
-    of the first bad clip).
+    rank, an empty array, a dimension other than ``dim``, a non-numeric dtype, or a value that
+    is NaN, infinite (also once cast to float32) or beyond ``MAX_ABS_FEATURE`` in magnitude
+    (with the index of the first bad clip). One vectorized pass over the array.
     """
     arr = np.asarray(arr)
     if arr.ndim == 1:
         arr = arr[None, :]
-    if arr.ndim != 2:
-        raise DataError(f"features must be 2-D (clips, dim), got shape {arr.shape}",
-                        path=path, video_id=video_id)
-    if arr.shape[0] == 0:
-        raise DataError("features hold no clip", path=path, video_id=video_id)
-    if arr.shape[1] != dim:
-        raise DataError(f"feature dimension {arr.shape[1]} != the card's dim {dim}",
-                        path=path, video_id=video_id)
+    check_shape(arr.shape, dim, video_id, path)
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise DataError(f"features have non-real dtype {arr.dtype}", path=path, video_id=video_id)
-    arr = arr.astype(np.float32, copy=False)
-    finite = np.isfinite(arr).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise DataError(f"features contain NaN or inf (first bad clip index {bad})",
-                        path=path, video_id=video_id)
+    with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond 3.4e38 -> inf, reported
+        arr = arr.astype(np.float32, copy=False)
+        ok = (np.abs(arr) <= MAX_ABS_FEATURE).all(axis=1)  # NaN compares False
+    if not ok.all():
+        bad = int(np.flatnonzero(~ok)[0])
+        row = arr[bad]
+        what = ("NaN" if np.isnan(row).any() else "inf" if np.isinf(row).any()
+                else f"a value of magnitude {float(np.abs(row).max()):.3g} (the bound is "
+                     f"{MAX_ABS_FEATURE:g})")
+        raise DataError(f"features contain {what} (first bad clip index {bad}; "
+                        f"{int((~ok).sum())} of {len(ok)} clips bad)", path=path, video_id=video_id)
     return arr
+
+
+def check_shape(shape: tuple[int, ...], dim: int, video_id: str, path: str | None = None) -> None:
+    """DataError unless ``shape`` is ``(M, dim)`` with ``M >= 1`` (or ``(dim,)``, one clip);
+    checked from file metadata before an array is read."""
+    if len(shape) == 1:
+        shape = (1, *shape)
+    if len(shape) != 2:
+        raise DataError(f"features must be 2-D (clips, dim), got shape {tuple(shape)}",
+                        path=path, video_id=video_id)
+    if shape[0] == 0:
+        raise DataError("features hold no clip", path=path, video_id=video_id)
+    if shape[1] != dim:
+        raise DataError(f"feature dimension {shape[1]} != the card's dim {dim}",
+                        path=path, video_id=video_id)
 
 
 class FeatureStore:
@@ -127,6 +147,34 @@ class FeatureStore:
         """The ids among ``video_ids`` with no features (in order; no array is read)."""
         return [v for v in video_ids if self.resolve(v) is None]
 
+    def check_videos(self, video_ids: Iterable[str], stop_at_first: bool = False
+                     ) -> dict[str, DataError]:
+        """Read and validate the features of every video in ``video_ids`` that the store has.
+
+        Returns:
+            video id -> the DataError its features raise (:meth:`get`), for the bad ones only;
+            with ``stop_at_first``, at most one. Each array is checked in one vectorized pass
+            and dropped: nothing is kept in memory.
+        """
+        bad: dict[str, DataError] = {}
+        for vid in video_ids:
+            if self.resolve(vid) is None:
+                continue
+            try:
+                self.get(vid)
+            except DataError as e:
+                bad[vid] = e
+                if stop_at_first:
+                    break
+        return bad
+
+    def fingerprint(self) -> list:
+        """What changes when the store's content is rewritten: size and modification time of
+        the file, or of the directory and its entry count."""
+        st = self.path.stat()
+        count = len(os.listdir(self.path)) if self.path.is_dir() else st.st_size
+        return [str(self.path.resolve()), count, st.st_mtime_ns, self.dim]
+
     # -- arrays ----------------------------------------------------------------------------
     def _read(self, key: str, video_id: str) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -144,13 +192,23 @@ class FeatureStore:
             raise DataError(f"no features for this video (looked for key {tmpl!r} and its "
                             f"variants with/without 'v_' and a file extension)",
                             path=str(self.path), video_id=video_id)
-        return check_features(self._read(key, video_id), self.dim, video_id, str(self.path))
+        return check_features(self._read(key, video_id), self.dim, video_id, self.source(key))
+
+    def source(self, key: str) -> str:
+        """The file holding ``key`` (named in errors)."""
+        return str(self.path)
 
     def close(self) -> None:
         """Release open files (a later :meth:`get` re-opens them)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r}, dim={self.dim})"
+
+
+# What h5py raises on damaged files: OSError (I/O, bad signatures), KeyError (an object that
+# cannot be opened), RuntimeError (a broken group index), ValueError / TypeError (bad
+# dataspaces or datatypes).
+_H5_ERRORS = (OSError, KeyError, RuntimeError, ValueError, TypeError)
 
 
 class HDF5Store(FeatureStore):
@@ -173,7 +231,7 @@ class HDF5Store(FeatureStore):
 
         try:
             return h5py.File(self.path, "r")
-        except OSError as e:
+        except _H5_ERRORS as e:
             raise DataError(f"cannot open as HDF5 ({e})", path=str(self.path)) from e
 
     def _handle(self):
@@ -184,16 +242,20 @@ class HDF5Store(FeatureStore):
         return self._file
 
     def _list_keys(self) -> list[str]:
-        if self._file is not None and self._pid == os.getpid():
-            return list(self._file.keys())
-        with self._open() as f:  # listing in the parent must not leave a handle for workers
-            return list(f.keys())
+        try:
+            if self._file is not None and self._pid == os.getpid():
+                return list(self._file.keys())
+            with self._open() as f:  # listing in the parent must not leave a handle for workers
+                return list(f.keys())
+        except _H5_ERRORS as e:  # a damaged group index
+            raise DataError(f"cannot list the members of the HDF5 file (damaged metadata: {e})",
+                            path=str(self.path)) from e
 
     def _read(self, key, video_id):
         import h5py
 
-        node = self._handle()[key]
         try:
+            node = self._handle()[key]
             if isinstance(node, h5py.Group):
                 dkey = self.spec.dataset_key
                 if dkey is None:
@@ -206,9 +268,15 @@ class HDF5Store(FeatureStore):
                     raise DataError(f"group {key!r} has no dataset {dkey!r} (it holds "
                                     f"{list(node.keys())})", path=str(self.path), video_id=video_id)
                 node = node[dkey]
+            if not isinstance(node, h5py.Dataset):
+                raise DataError(f"key {key!r} is a {type(node).__name__}, not an array",
+                                path=str(self.path), video_id=video_id)
+            # The shape comes from the metadata: a wrong one is reported before any read (and
+            # a damaged header claiming billions of clips allocates nothing).
+            check_shape(node.shape, self.dim, video_id, str(self.path))
             return node[()]
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"cannot read key {key!r} ({e})", path=str(self.path),
+        except _H5_ERRORS as e:
+            raise DataError(f"cannot read key {key!r} (damaged file? {e})", path=str(self.path),
                             video_id=video_id) from e
 
     def close(self):
@@ -232,6 +300,9 @@ class _DirStore(FeatureStore):
     def _file_of(self, key) -> Path:
         return self.path / f"{key}{self.suffix}"
 
+    def source(self, key: str) -> str:
+        return str(self._file_of(key))
+
 
 class NpyDirStore(_DirStore):
     """A directory of ``<key>.npy`` files."""
@@ -241,7 +312,9 @@ class NpyDirStore(_DirStore):
     def _read(self, key, video_id):
         p = self._file_of(key)
         try:
-            return np.load(p, allow_pickle=False)
+            arr = np.load(p, mmap_mode="r", allow_pickle=False)  # the header only, so far
+            check_shape(arr.shape, self.dim, video_id, str(p))
+            return np.array(arr)
         except (OSError, ValueError, EOFError) as e:
             raise DataError(f"cannot read .npy ({e})", path=str(p), video_id=video_id) from e
 
