@@ -3,6 +3,7 @@ preset, and learning."""
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from momentloc.config import list_presets, load_config
 from momentloc.data.batch import Batch
@@ -321,6 +322,19 @@ def test_unmasked_words_let_padding_in():
         with torch.no_grad():
             a, c = model(b)["logits"], model(longer)["logits"]
         assert torch.allclose(a, c, atol=1e-5) == same
+
+
+def test_unmasked_words_are_padded_to_the_fixed_length():
+    """The release pads every query to max_query_len and lets the padding in: a batch padded
+    to its longest query gives what the same queries padded to the full length give."""
+    torch.manual_seed(0)
+    b = make_batch()                                            # 6 word slots
+    full = Batch(b.video_feats, b.video_mask, F.pad(b.query_feats, (0, 0, 0, 4)),
+                 F.pad(b.query_ids, (0, 4)), F.pad(b.query_mask, (0, 4)), b.spans, b.durations,
+                 b.meta)
+    model = CSMGAN(tiny_cfg(mask_words=False, sent_rnn_packed=False), DV, DW, max_words=10).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(b)["logits"], model(full)["logits"], atol=1e-6)
 
 
 def test_centred_phrase_convolutions_see_both_sides():

@@ -360,9 +360,12 @@ class MultiModalIntegration(nn.Module):
 class CSMGAN(GroundingModel):
     """The full network; see the module docstring. Build with :func:`build_csmgan`."""
 
-    def __init__(self, cfg: CSMGANConfig, video_dim: int, word_dim: int):
+    def __init__(self, cfg: CSMGANConfig, video_dim: int, word_dim: int, max_words: int = 0):
         super().__init__()
         self.cfg = cfg
+        # With unmasked words (the release) the padding is part of the input: queries are
+        # padded to the release's fixed length, data.max_query_len.
+        self.max_words = max_words
         d = cfg.hidden_dim
         self.drop = nn.Dropout(cfg.dropout)
         self.video_in = nn.Linear(video_dim, cfg.video_in_linear) if cfg.video_in_linear else None
@@ -396,12 +399,15 @@ class CSMGAN(GroundingModel):
         return self.query_encoder(words, mask)
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        vmask, qmask = batch.video_mask, batch.query_mask
+        vmask, qmask, words = batch.video_mask, batch.query_mask, batch.query_feats
+        if not self.cfg.mask_words and words.shape[1] < self.max_words:
+            pad = self.max_words - words.shape[1]
+            words, qmask = F.pad(words, (0, 0, 0, pad)), F.pad(qmask, (0, pad))
         feats = self.drop(batch.video_feats)
         if self.video_in is not None:
             feats = self.video_in(feats)
         video, _ = self.video_encoder(feats, vmask)                         # V_hat (B, T, d)
-        query = self._encode_query(self.drop(batch.query_feats), qmask)     # Q_hat (B, L, d)
+        query = self._encode_query(self.drop(words), qmask)                 # Q_hat (B, L, d)
         video, query = self.drop(video), self.drop(query)
         graph_qmask = qmask if self.cfg.mask_words else None
         out: dict[str, torch.Tensor] = {}
@@ -473,4 +479,4 @@ class CSMGAN(GroundingModel):
 
 @register_model("csmgan", CSMGANConfig)
 def build_csmgan(cfg: CSMGANConfig, ctx: ModelContext) -> CSMGAN:
-    return CSMGAN(cfg, ctx.video_dim, ctx.word_dim)
+    return CSMGAN(cfg, ctx.video_dim, ctx.word_dim, ctx.max_query_len)
