@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from momentloc.metrics import protocol_cmin as pc
 
@@ -100,3 +101,38 @@ def test_recall_iou_is_inclusive_and_at_least():
 def test_bad_box_shape_is_refused():
     with pytest.raises(ValueError, match="boxes must be"):
         pc.nms(np.zeros((2, 3)), np.zeros((2, 4, 2)), 0.5)
+
+
+def test_evaluation_path_reproduces_the_official_table(golden_cmin_eval):
+    """The engine's one evaluation path (prediction lines -> metrics) with ``protocol: cmin``
+    on the fixture's boxes (1 frame = 1 s, so the ground truth's covering steps are the
+    official frames) gives the official table; the common protocol does not."""
+    from momentloc.config.schema import EvalConfig
+    from momentloc.engine.predictions import candidates_to_lines, metrics_from_lines
+    from momentloc.heads.anchors import AnchorLayout
+    from momentloc.models.base import Candidates
+
+    _, fx = golden_cmin_eval
+    i, o = fx["inputs"], fx["outputs"]
+    q, p = i["predict_flatten"].shape
+    n = i["video_mask"].sum(1)
+    dur = n.to(torch.float64)
+    spans = AnchorLayout(torch.zeros(p, 2), torch.zeros(p)).decode(i["refine_box"].double(), dur, n)
+    gt = i["gt"].double()
+    cands = Candidates(spans=spans, scores=i["predict_flatten"].double(),
+                       valid=torch.ones(q, p, dtype=torch.bool), steps=i["refine_box"])
+    meta = [{"query_id": str(k), "video_id": "v"} for k in range(q)]
+    ms = tuple(float(m) for m in pc.CMIN_IOU_THRESHOLDS)
+    official, common = (EvalConfig(protocol=proto, nms_mode="per_metric", iou_thresholds=ms)
+                        for proto in ("cmin", "standard"))
+    results = {}
+    for ecfg in (official, common):
+        lines = candidates_to_lines(cands, meta, torch.stack([gt[:, 0], gt[:, 1] + 1], -1), dur,
+                                    ecfg, lengths=n)
+        results[ecfg.protocol] = metrics_from_lines(lines, ecfg)
+    table = o["recall"].numpy()
+    for r, nn in enumerate(pc.CMIN_RECALL_AT):
+        for c, m in enumerate(ms):
+            assert results["cmin"][f"R{nn}@{m:g}"] == table[r, c]
+    assert any(results["standard"][f"R{nn}@{m:g}"] != table[r, c]
+               for r, nn in enumerate(pc.CMIN_RECALL_AT) for c, m in enumerate(ms))
