@@ -10,7 +10,9 @@ from momentloc.serve import Unsatisfiable, parse_range, safe_video_path
 
 
 @pytest.mark.parametrize("header, size, expect", [
-    ("bytes=0-99", 1000, (0, 99)), ("bytes=100-", 1000, (100, 999)), ("bytes=-100", 1000, (900, 999)),
+    ("bytes=0-99", 1000, (0, 99)), ("bytes=100-", 1000, (100, 999)),
+    ("bytes=-100", 1000, (900, 999)), ("bytes=0-" + "9" * 5000, 1000, (0, 999)),
+    ("bytes=-" + "9" * 5000, 1000, (0, 999)), ("bytes=0007-0009", 1000, (7, 9)),
     ("bytes=900-5000", 1000, (900, 999)), ("bytes=-5000", 1000, (0, 999)),
     (None, 1000, None), ("", 1000, None), ("items=0-1", 1000, None), ("bytes=5-1", 1000, None),
     ("bytes=0-1,4-5", 1000, None), ("bytes=-", 1000, None), ("bytes=a-b", 1000, None),
@@ -20,7 +22,8 @@ def test_parse_range(header, size, expect):
 
 
 @pytest.mark.parametrize("header, size", [("bytes=1000-", 1000), ("bytes=2000-3000", 1000),
-                                          ("bytes=-0", 1000), ("bytes=0-", 0)])
+                                          ("bytes=-0", 1000), ("bytes=0-", 0),
+                                          ("bytes=" + "9" * 5000 + "-", 1000)])
 def test_unsatisfiable_ranges(header, size):
     with pytest.raises(Unsatisfiable):
         parse_range(header, size)
@@ -168,3 +171,105 @@ def test_runs_on_outside_features_use_the_feature_store(shapes_run, tmp_path):
     assert 1 <= len(result["moments"]) <= 2
     with pytest.raises(ConfigError, match="not in its feature store"):
         service.query("unknown.mp4", "the red circle grows")
+
+
+@pytest.mark.parametrize("name, expect", [
+    ("clip.mp4", "clip.mp4"), ("../../etc/x.MP4", "x.mp4"),
+    ("C:\\Users\\me\\a b.mov", "a_b.mov"), (".hidden.webm", "hidden.webm"),
+    ("ünï vidéo.mkv", "_n_vid_o.mkv"), ("$(rm -rf).mp4", "_rm_-rf_.mp4"),
+])
+def test_upload_file_names_are_made_safe(name, expect):
+    from momentloc.serve.service import upload_file_name
+
+    assert upload_file_name(name) == expect
+
+
+@pytest.mark.parametrize("name", ["", "notes.txt", "a/", "..mp4", "x.mp4\x00.txt", "mp4"])
+def test_upload_file_names_need_a_video_extension(name):
+    from momentloc.errors import ConfigError
+    from momentloc.serve.service import upload_file_name
+
+    with pytest.raises(ConfigError, match="not a video file name"):
+        upload_file_name(name)
+
+
+def test_uploads_live_in_a_private_folder_removed_on_close(shapes_run):
+    from momentloc.errors import ConfigError, DataError
+    from momentloc.serve import MomentService
+
+    world, run_dir = shapes_run
+    video = min((world / "videos").glob("*.mp4"))
+    service = MomentService(run_dir, world / "videos", max_upload_bytes=1 << 20)
+    assert service.upload_dir is None                        # made on the first upload
+    first = service.add_upload("a.mp4", lambda f: f.write(video.read_bytes()))
+    second = service.add_upload("a.mp4", lambda f: f.write(video.read_bytes()))
+    assert (first["name"], second["name"]) == ("upload:a.mp4", "upload:a-1.mp4")
+    folder = service.upload_dir
+    assert folder.stat().st_mode & 0o777 == 0o700
+    with pytest.raises(DataError):                           # not a video: nothing is kept
+        service.add_upload("b.mp4", lambda f: f.write(b"\0" * 1000))
+    with pytest.raises(OSError):                             # the transfer failed: nothing kept
+        service.add_upload("c.mp4", lambda f: (f.write(b"x"), (_ for _ in ()).throw(OSError())))
+    assert sorted(p.name for p in folder.iterdir()) == ["a-1.mp4", "a.mp4"]
+    names = [v["name"] for v in service.list_videos() if v["uploaded"]]
+    assert names == ["upload:a.mp4", "upload:a-1.mp4"]
+    result = service.query("upload:a.mp4", "the red circle grows", 2)
+    assert result["video"] == "upload:a.mp4" and 1 <= len(result["moments"]) <= 2
+    service.close()
+    assert not folder.exists()
+    off = MomentService(run_dir, world / "videos", max_upload_bytes=0)
+    assert off.info()["max_upload_bytes"] == 0
+    with pytest.raises(ConfigError, match="uploads are off"):
+        off.add_upload("a.mp4", lambda f: f.write(video.read_bytes()))
+
+
+def test_query_results_carry_unknown_words_and_warnings(server):
+    base, world = server
+    name = min(p.name for p in (world / "videos").glob("te*.mp4"))
+    body = json.dumps({"video": name, "query": "the red circle zzqx"}).encode()
+    result = json.loads(get(base + "/api/query", JSON, "POST", body)[2])
+    assert result["unknown_words"] == ["zzqx"] and "zzqx" in result["warning"]
+    assert [m["rank"] for m in result["moments"]] == list(range(1, len(result["moments"]) + 1))
+    body = json.dumps({"video": name, "query": "zzqx blorfle"}).encode()
+    result = json.loads(get(base + "/api/query", JSON, "POST", body)[2])
+    assert result["moments"] == [] and "vocabulary" in result["warning"]
+
+
+@pytest.mark.slow
+def test_cli_serves_and_removes_uploads_at_exit(shapes_run, tmp_path):
+    import re
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    world, run_dir = shapes_run
+    env = {**os.environ, "TMPDIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "momentloc", "serve", str(run_dir),
+         "--videos", str(world / "videos"), "--port", "0", "--top-k", "2", "--max-upload-mb", "1",
+         "--timeout", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert select.select([proc.stdout], [], [], 120)[0], "the server did not start"
+        line = proc.stdout.readline()
+        base = re.search(r"http://[\d.]+:\d+", line).group(0)
+        info = json.loads(get(base + "/api/info")[2])
+        assert info["top_k"] == 2 and info["max_upload_bytes"] == 1 << 20
+        assert info["model"] == "tan2d"
+        video = min((world / "videos").glob("*.mp4"))
+        status, _, out = get(base + "/api/upload?name=x.mp4", {"Content-Type": "video/mp4"},
+                             "POST", video.read_bytes())
+        assert status == 201
+        assert len(list(tmp_path.glob("momentloc-uploads-*/x.mp4"))) == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+    assert list(tmp_path.glob("momentloc-uploads-*")) == []
+    assert "Traceback" not in err

@@ -3,7 +3,7 @@ sentence, see ranked moments on a time axis, click one to play it. See
 :mod:`momentloc.serve.server` (HTTP, limits) and :mod:`momentloc.serve.service` (what is served)."""
 
 from momentloc.serve.server import MomentServer, Unsatisfiable, make_server, parse_range
-from momentloc.serve.service import MomentService, prediction_result, safe_video_path
+from momentloc.serve.service import MomentService, safe_video_path
 
 __all__ = ["MomentServer", "MomentService", "Unsatisfiable", "make_server", "parse_range",
-           "prediction_result", "safe_video_path"]
+           "safe_video_path"]

@@ -57,6 +57,7 @@ MAX_HEAD = 16 << 10
 MAX_BODY = 64 << 10
 CHUNK = 256 << 10
 MIN_RATE = 1 << 20          # bytes/s a body may take beyond the timeout
+LINGER_S, LINGER_BYTES = 1.0, 1 << 20   # what a closing connection reads and drops at most
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _DIGITS = 18                # a byte position with more digits is past the end of any file
 _CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -126,6 +127,7 @@ def _host_port(value: str) -> tuple[str, int | None] | None:
 class Handler(BaseHTTPRequestHandler):
     server_version = "momentloc"
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"  # answers to garbage get a status line (not HTTP/0.9)
     server: MomentServer
 
     # --- reading a request, within bounds -------------------------------------------------
@@ -160,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
         except (TimeoutError, ConnectionError) as e:  # the client went away or stalled
             log.debug("%s: connection dropped (%r)", self.address_string(), e)
             self.close_connection = True
-        except Exception as e:  # noqa: BLE001 - answered, logged on one line
+        except Exception as e:  # answered 500, logged on one line
             log.error("%s %s: %s: %s", self.command, self.path if self.requestline else "-",
                       type(e).__name__, e)
             log.debug("traceback", exc_info=True)
@@ -457,14 +459,14 @@ class MomentServer(ThreadingHTTPServer):
         self._names, self._any_ip = self._allowed(host, allowed_hosts)
 
     def _allowed(self, host: str, extra: tuple[str, ...]) -> tuple[set[str], bool]:
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return {host.lower(), *(h.lower() for h in extra)}, False
-        names = {ip.compressed, *(h.lower() for h in extra)}
+        """Names the Host header may carry: the address bound (and ``host`` as given),
+        ``localhost`` for a loopback address, any address literal and this machine's names
+        when listening on every interface, and ``extra``."""
+        ip = ipaddress.ip_address(self.server_address[0])
+        names = {ip.compressed, host.lower(), *(h.lower() for h in extra)}
         if ip.is_loopback:
             names.add("localhost")
-        if ip.is_unspecified:  # every interface: any address literal, this machine's names
+        if ip.is_unspecified:
             names |= {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
         return names, ip.is_unspecified
 
@@ -509,7 +511,24 @@ class MomentServer(ThreadingHTTPServer):
             request.recv(MAX_HEAD)  # what already arrived, so that closing does not reset
         except OSError:
             pass
-        self.shutdown_request(request)
+        self.close_request(request)
+
+    def shutdown_request(self, request):
+        """Close a connection after reading and dropping what the client still sends (for at
+        most ``LINGER_S`` seconds), so that an early answer such as 413 or 431 is not lost to
+        the reset that closing on unread bytes causes."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+            deadline, dropped = time.monotonic() + LINGER_S, 0
+            while dropped < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                request.settimeout(left)
+                chunk = request.recv(CHUNK)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+        except OSError:
+            pass
+        self.close_request(request)
 
     def handle_error(self, request, client_address):
         log.error("connection from %s: %r", client_address[0], sys.exc_info()[1])

@@ -17,11 +17,11 @@ import weakref
 from collections import OrderedDict
 from pathlib import Path
 
-from momentloc.errors import ConfigError, DataError
+from momentloc.engine.inference import MAX_QUERY_CHARS
+from momentloc.errors import ConfigError
 from momentloc.video.decode import VIDEO_EXTENSIONS
 
 UPLOAD_PREFIX = "upload:"
-MAX_QUERY_CHARS = 1000
 MAX_TOP_K = 100
 MAX_UPLOADS = 16
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -65,25 +65,6 @@ def upload_file_name(name: str) -> str:
     return stem + ext.lower()
 
 
-def prediction_result(video: str, query: str, duration: float, moments, extra: dict | None = None
-                      ) -> dict:
-    """The JSON answer to a query: ``{"video", "query", "duration", "moments": [{"rank",
-    "start", "end", "score"}], "unknown_words", "warning"}``.
-
-    ``moments`` are objects with ``start``, ``end`` and ``score`` (``score`` may be None);
-    ``extra`` supplies ``unknown_words`` and ``warning`` when the predictor reports them.
-    """
-    extra = extra or {}
-    out = []
-    for rank, m in enumerate(moments, 1):
-        score = getattr(m, "score", None)
-        out.append({"rank": rank, "start": float(m.start), "end": float(m.end),
-                    "score": None if score is None else float(score)})
-    return {"video": video, "query": query, "duration": float(duration), "moments": out,
-            "unknown_words": list(extra.get("unknown_words") or []),
-            "warning": extra.get("warning")}
-
-
 class MomentService:
     """A trained run and a directory of videos: lists videos, takes uploads, localizes sentences.
 
@@ -109,10 +90,9 @@ class MomentService:
             raise ConfigError(f"{videos_dir}: not a directory of videos")
         if not 1 <= top_k <= MAX_TOP_K:
             raise ConfigError(f"top_k must be in [1, {MAX_TOP_K}], got {top_k}")
-        self.predictor = Predictor(run_dir, checkpoint, device)
+        self.predictor = Predictor(run_dir, checkpoint, device, **overrides)
         self.top_k = top_k
         self.max_upload_bytes = max_upload_bytes
-        self.overrides = overrides
         self._cache: OrderedDict[Path, tuple] = OrderedDict()
         self._cache_size = cache_videos
         self._lock = threading.Lock()
@@ -168,7 +148,8 @@ class MomentService:
     def _uploads(self) -> list[Path]:
         if self._upload_dir is None:
             return []
-        files = [p for p in self._upload_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+        files = [p for p in self._upload_dir.iterdir()
+                 if p.is_file() and not p.name.startswith(".")]
         return sorted(files, key=lambda p: p.stat().st_mtime_ns)
 
     def _ensure_upload_dir(self) -> Path:
@@ -235,7 +216,11 @@ class MomentService:
         from momentloc.video.extractors import parse_id
 
         if card.features is not None and parse_id(card.features.extractor) is not None:
-            result = self.predictor.extract_features(path, **self.overrides)
+            if self._upload_dir is not None and path.parent == self._upload_dir.resolve():
+                got = self.predictor.extractor.extract(path)  # kept out of the disk cache
+                result = (got.features, got.duration)
+            else:
+                result = self.predictor.extract_features(path)
         elif self.predictor.data.store.has(path.stem):
             from momentloc.video.decode import probe
 
@@ -254,7 +239,8 @@ class MomentService:
         return result
 
     def query(self, name: str, text: str, top_k: int | None = None) -> dict:
-        """Ranked moments of ``text`` in video ``name`` (see :func:`prediction_result`).
+        """Ranked moments of ``text`` in video ``name``: the JSON form of
+        :class:`~momentloc.engine.inference.Prediction` (moments, unknown words, warning).
 
         Raises:
             FileNotFoundError: no such video. ConfigError: empty or too long a sentence.
@@ -265,12 +251,9 @@ class MomentService:
             raise FileNotFoundError(name)
         if not text or not text.strip():
             raise ConfigError("type a sentence to look for")
-        if len(text) > MAX_QUERY_CHARS:
-            raise ConfigError(f"the sentence is {len(text)} characters long; at most "
-                              f"{MAX_QUERY_CHARS} are accepted")
+        self.predictor.check_query(text)  # too long a query is refused before any decoding
         feats, duration = self.features(path)
-        if not duration or duration <= 0:
-            raise DataError("the video's duration is unknown", path=name)
         with self._model_lock:  # one forward pass at a time: the model is shared by the threads
-            moments = self.predictor.localize(feats, duration, [text], top_k or self.top_k)[0]
-        return prediction_result(name, text, duration, moments)
+            pred = self.predictor.predict_features(feats, duration, text, top_k or self.top_k,
+                                                   name)[0]
+        return pred.to_dict()
