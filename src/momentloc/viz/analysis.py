@@ -25,6 +25,8 @@ def top1_ious(lines: Sequence[dict]) -> np.ndarray:
 def iou_histogram(lines: Sequence[dict], thresholds: Sequence[float] = (0.3, 0.5, 0.7),
                   bins: int = 20):
     """Histogram of top-1 IoU, with the metric thresholds marked and R@1 at each."""
+    from matplotlib.ticker import MaxNLocator
+
     if not lines:
         return empty_figure("no predictions")
     ious = top1_ious(lines)
@@ -35,7 +37,8 @@ def iou_histogram(lines: Sequence[dict], thresholds: Sequence[float] = (0.3, 0.5
         ax.axvline(m, color="black", ls="--", lw=0.8)
         ax.text(m, ax.get_ylim()[1] * 0.95, f" R1@{m:g} {100 * np.mean(ious >= m):.1f}",
                 fontsize=7, va="top")
-    ax.set(xlabel="IoU of the top prediction", ylabel="queries",
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="IoU of the top prediction with the ground truth", ylabel="queries",
            title=f"top-1 IoU over {len(ious)} queries (mean {ious.mean():.3f})")
     return fig
 
@@ -60,7 +63,10 @@ def recall_by_length(lines: Sequence[dict], threshold: float = 0.5, bins: int = 
     recall = 100 * hits / np.maximum(counts, 1)
     fig = new_figure(6, 3.4)
     ax = fig.add_subplot()
-    labels = [f"{100 * a:.0f}-{100 * b:.0f}%" for a, b in zip(edges[:-1], edges[1:])]
+    seconds = [np.mean((gt[:, 1] - gt[:, 0])[which == i]) if counts[i] else 0.0
+               for i in range(len(counts))]
+    labels = [f"{100 * a:.0f}-{100 * b:.0f}%\n(mean {s:.1f} s)"
+              for a, b, s in zip(edges[:-1], edges[1:], seconds)]
     bars = ax.bar(range(len(labels)), recall, color=GT_COLOUR)
     for bar, n in zip(bars, counts):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"n={n}", ha="center",

@@ -30,6 +30,8 @@ def attention_figure(maps: Mapping[str, object], index: int = 0, title: str = ""
         maps: what ``model.attention_maps(outputs)`` returned for a batch.
         index: which sample of the batch to draw.
     """
+    from matplotlib.ticker import MaxNLocator
+
     if not maps:
         return empty_figure("the model exposes no attention maps")
     names = sorted(maps)
@@ -41,9 +43,15 @@ def attention_figure(maps: Mapping[str, object], index: int = 0, title: str = ""
         mat = as_matrix(maps[name], index)
         im = ax.imshow(mat, aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_title(f"{name} {tuple(mat.shape)}", fontsize=9)
+        ax.set_xlabel("column index", fontsize=8)
+        ax.set_ylabel("row index", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         fig.colorbar(im, ax=ax, shrink=0.8)
     for ax in axes[len(names):]:
         ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize=9)
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, 45 * cols)), fontsize=9)
     return fig

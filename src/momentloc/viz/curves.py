@@ -15,6 +15,8 @@ def training_curves(history: Sequence[dict], metrics: Sequence[str] = ("R1@0.5",
             weighted sum) and, when validated, ``val/<metric>`` fractions.
         metrics: validation metrics to draw when present.
     """
+    from matplotlib.ticker import MaxNLocator
+
     if not history:
         return empty_figure("no epochs logged")
     epochs = [row["epoch"] for row in history]
@@ -28,7 +30,9 @@ def training_curves(history: Sequence[dict], metrics: Sequence[str] = ("R1@0.5",
         ys = [row.get(k) for row in history]
         ax.plot(epochs, ys, marker="o", ms=3, lw=2 if k == "train/loss" else 1,
                 label=k.removeprefix("train/"))
-    ax.set(xlabel="epoch", ylabel="training loss", title="loss")
+    ax.set(xlabel="epoch", ylabel="training loss (per batch, mean over the epoch)",
+           title="training loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     if val:
@@ -36,7 +40,8 @@ def training_curves(history: Sequence[dict], metrics: Sequence[str] = ("R1@0.5",
         for m in val:
             pts = [(row["epoch"], 100 * row[f"val/{m}"]) for row in history if f"val/{m}" in row]
             ax.plot(*zip(*pts), marker="o", ms=3, label=m)
-        ax.set(xlabel="epoch", ylabel="percent", title="validation")
+        ax.set(xlabel="epoch", ylabel="validation metric (%)", title="validation")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return fig
