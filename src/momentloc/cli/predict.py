@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=positive_int, default=5, help="moments per query (default 5)")
     p.add_argument("--duration", type=seconds,
                    help="video length in seconds (needed with a .npy file)")
-    p.add_argument("--window", nargs="?", const="on", type=seconds, metavar="SECONDS",
+    p.add_argument("--window", nargs="?", const=True, type=seconds, metavar="SECONDS",
                    help="slide windows of SECONDS (default: the run's trained horizon, the "
                         "median training video) over the video; by default windows are used "
                         "for videos over 3 horizons long (docs/video.md)")

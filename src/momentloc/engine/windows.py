@@ -222,10 +222,10 @@ def settings_of(predictor: "Predictor") -> WindowSettings:
     return getattr(predictor, "windowing", None) or WindowSettings()
 
 
-def cli_settings(window: float | str | None, no_window: bool, overlap: float = 0.5
+def cli_settings(window: float | bool | None, no_window: bool, overlap: float = 0.5
                  ) -> WindowSettings:
-    """Settings from ``--window [SECONDS]`` (None: not given; ``"on"``: given without a
-    length), ``--no-window`` and ``--window-overlap``.
+    """Settings from ``--window [SECONDS]`` (None: not given; True: given without a length),
+    ``--no-window`` and ``--window-overlap``.
 
     Raises:
         ConfigError: ``--window`` and ``--no-window`` together.
@@ -236,7 +236,7 @@ def cli_settings(window: float | str | None, no_window: bool, overlap: float = 0
         return WindowSettings("off", overlap=overlap)
     if window is None:
         return WindowSettings("auto", overlap=overlap)
-    return WindowSettings("on", None if window == "on" else float(window), overlap)
+    return WindowSettings("on", None if window is True else float(window), overlap)
 
 
 def window_length(predictor: "Predictor", duration: float) -> float | None:
