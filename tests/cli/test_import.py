@@ -59,7 +59,7 @@ def test_round_trip_predict_and_evaluate_give_the_official_moments(fx, tmp_path,
     run = tmp_path / "run"
     preset = official.release_preset(fx["meta"]["official_yaml"])
     args = ["import", "tan2d", str(ckpt), "--out", str(run), "--preset", preset,
-            "--dataset", str(card)]
+            "--dataset", str(card), "--glove", str(card.parent / "glove.txt")]
     for o in size_overrides(fx):
         args += ["--set", o]
     assert main(args) == 0
@@ -132,6 +132,10 @@ def test_unknown_model_and_unreadable_files(fx, tmp_path, capsys):
         import_checkpoint("tan2d", bad, tmp_path / "run")
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         import_checkpoint("tan2d", tmp_path / "missing.pkl", tmp_path / "run")
+    card = write_card(fx, tmp_path / "data")
+    with pytest.raises(ConfigError, match="GloVe file not found"):
+        import_checkpoint("tan2d", good, tmp_path / "run", dataset=str(card),
+                          overrides=size_overrides(fx), glove=tmp_path / "nope.txt")
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("keep me")
     with pytest.raises(ConfigError, match="not empty"):

@@ -214,7 +214,7 @@ def test_annotations_become_release_targets(golden_tan2d_model, tmp_path):
     assert torch.equal(got, fx["loss"]["map_gt"][:, 0])
 
 
-NON_SIZE_SETTINGS = ("data.resample", "data.l2_normalize", "model.proposal", "model.tmin",
+NON_SIZE_SETTINGS = ("data.resample", "data.l2_normalize", "data.oov", "model.proposal", "model.tmin",
                      "model.tmax", "model.dropout", "optim.name", "optim.lr", "optim.weight_decay",
                      "train.batch_size", "train.epochs", "train.grad_clip", "eval.protocol",
                      "eval.nms_thresh", "eval.iou_thresholds", "eval.recall_at", "eval.top_k")

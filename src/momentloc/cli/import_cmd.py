@@ -14,12 +14,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "directory that evaluate, predict, serve and report use like a trained run. "
                     "Sizes come from the checkpoint's tensor shapes over the preset; a tensor that "
                     "does not fit is named with both shapes. The dataset card (default: the "
-                    "preset's) gives the annotations and features to evaluate on and the GloVe "
-                    "file (its word_vectors) the official models embed words with: use the "
-                    "840B.300d file the release used.",
+                    "preset's) gives the annotations and features to evaluate on, and the GloVe "
+                    "text file the words are embedded with (the card's word_vectors, or --glove): "
+                    "use the one the release used (2D-TAN: glove.6B.300d, CSMGAN: "
+                    "glove.840B.300d).",
         epilog=example_epilog(
             "momentloc import tan2d iter005418-0.4277-0.8062.pkl --preset charades "
-            "--dataset charades-sta-vgg --data-root /data/charades --out runs/tan2d-official",
+            "--dataset charades-sta-vgg --data-root /data/charades "
+            "--glove /data/glove.6B.300d.txt --out runs/tan2d-official",
             "momentloc import csmgan model.pt --preset release_activitynet "
             "--dataset activitynet-captions --data-root /data/anet --out runs/csmgan-official"))
     p.add_argument("model", metavar="MODEL", help="tan2d or csmgan")
@@ -30,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     add_dataset_args(p, required=False)
+    p.add_argument("--glove", metavar="FILE", help="GloVe text file to embed the vocabulary with "
+                                                  "(default: the dataset card's word_vectors)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -40,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = import_checkpoint(args.model, args.checkpoint, args.out, preset=args.preset,
                             overrides=args.overrides, dataset=args.dataset,
-                            data_root=args.data_root)
+                            data_root=args.data_root, glove=args.glove)
     cfg, card = load_run(out)
     emit(args, {"run_dir": str(out), "model": cfg.model_name, "dataset": card.name},
          f"imported {args.checkpoint} as a {cfg.model_name} run on {card.name}: {out}\n"

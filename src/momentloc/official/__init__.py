@@ -16,6 +16,7 @@ converter (:func:`converter`) and writing a run directory that ``evaluate``, ``p
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -135,14 +136,16 @@ def load_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def import_checkpoint(model_name: str, checkpoint_path: str | os.PathLike,
                       out_dir: str | os.PathLike, preset: str | None = None,
                       overrides: Iterable[str] = (), dataset: str | None = None,
-                      data_root: str | None = None) -> Path:
+                      data_root: str | None = None, glove: str | os.PathLike | None = None) -> Path:
     """Turn an official checkpoint into a momentloc run directory.
 
     The config is the preset, then the sizes the checkpoint's shapes imply
     (``infer_overrides``; a value differing from the preset is logged), then ``overrides``
     (``key=value``). The dataset card (``dataset``, default the preset's ``data.dataset``)
     provides the annotations and features the run evaluates on and the GloVe file its
-    vocabulary's word vectors are read from, as in training. The weights are converted, loaded
+    vocabulary's word vectors are read from, as in training; ``glove`` replaces the card's
+    file (the official models embed words with a particular GloVe release: 2D-TAN with
+    ``glove.6B.300d``, CSMGAN with ``glove.840B.300d``). The weights are converted, loaded
     into the momentloc model with ``strict=True`` and written as ``checkpoints/best.pt``.
 
     The directory is assembled beside ``out_dir`` and renamed into place, so an interrupted
@@ -191,6 +194,11 @@ def import_checkpoint(model_name: str, checkpoint_path: str | os.PathLike,
     if dataset is not None or data_root is not None:
         cfg = with_dataset(cfg, dataset or cfg.data.dataset, data_root)
     card = resolve_card(cfg)
+    if glove is not None:
+        glove = Path(glove).expanduser().resolve()
+        if not glove.is_file():
+            raise ConfigError(f"{glove}: GloVe file not found (--glove)")
+        card = dataclasses.replace(card, word_vectors=str(glove))
 
     weights = conv.convert(state, cfg)
     out_dir.parent.mkdir(parents=True, exist_ok=True)

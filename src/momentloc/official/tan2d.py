@@ -216,6 +216,7 @@ def release_settings(config: dict) -> dict[str, object]:
         "data.num_clips": steps,
         "data.resample": "tan2d",
         "data.l2_normalize": False,
+        "data.oov": "zero",
         "data.feature_dim": int(frame["INPUT_SIZE"]),
         "model.num_clips": steps // stride,
         "model.proposal": _PROPOSALS[prop["NAME"]],
