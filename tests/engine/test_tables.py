@@ -43,3 +43,28 @@ def test_a_table_whose_rows_would_share_a_directory_is_refused(tmp_path):
                     "  - {label: ours, model: cma, preset: charades_plus}\n")
     with pytest.raises(ConfigError, match="would share the run directory"):
         load_table(str(path))
+
+
+def test_printed_table_carries_row_notes_and_table_notes():
+    from momentloc.engine.tables import format_paper_table
+
+    table = load_table("cimha-ablation")
+    run = ("CI-MHA", "CI-MHA swap (other reading)")
+    results = [{"label": r.label, "metrics": {"R1@0.5": 0.5}, "prior_baseline": {"R1@0.5": 0.2},
+                "paper": r.paper} for r in table.rows if r.label in run]
+    text = format_paper_table(table, results)
+    assert "CI-MHA: eqs. 7-9: literal_aligned" in text
+    assert "CI-MHA swap (other reading): not a paper row; eqs. 7-9: swap" in text
+    assert "pool_broadcast (eq. 7" not in text  # rows not run print no note
+    assert "cannot be implemented as printed" in text
+
+
+@pytest.mark.parametrize("name", [n for n, _ in list_tables() if n.startswith("cimha")])
+def test_every_cimha_row_names_its_reading_of_eqs_7_to_9(name):
+    from momentloc.config import load_config
+
+    table = load_table(name)
+    assert "cannot be implemented as printed" in table.notes
+    for row in table.rows:
+        mode = load_config(row.model, row.preset, row.set).model.ci_mode
+        assert f"eqs. 7-9: {mode}" in row.note, (row.label, mode)

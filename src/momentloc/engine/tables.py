@@ -140,4 +140,13 @@ def format_paper_table(table: PaperTable, results: list[dict]) -> str:
         body.append([r["label"], "paper"] + [pct(r["paper"], k, 1.0) for k in table.metrics])
         body.append(["", "ours"] + [pct(r["metrics"], k, 100.0) for k in table.metrics])
         body.append(["", "prior"] + [pct(r["prior_baseline"], k, 100.0) for k in table.metrics])
-    return f"{table.title}\n" + format_table(headers, body)
+    import textwrap
+
+    text = f"{table.title}\n" + format_table(headers, body)
+    shown = {r["label"] for r in results}
+    notes = [f"{r.label}: {r.note}" for r in table.rows if r.note and r.label in shown]
+    if notes:
+        text += "\n\n" + "\n".join(textwrap.fill(n, 100, subsequent_indent="  ") for n in notes)
+    if table.notes:
+        text += "\n\n" + textwrap.fill(table.notes, 100)
+    return text
