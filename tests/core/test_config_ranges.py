@@ -163,3 +163,19 @@ def test_cli_reports_bad_values_before_any_work(tmp_path, capsys):
         assert code != 0 and "Traceback" not in err and item.split("=")[0] in err
         assert "nowhere" not in err  # the config failed first, not the dataset
         assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("metric, ok", [
+    ("R1@0.5", True), ("mIoU", True), ("dR5@0.7", True), ("didemo/R5", True),
+    ("R2@0.5", False),          # R@2 is not in eval.recall_at: not reported
+    ("R1@1.5", False), ("R1", False), ("recall", False),
+])
+def test_select_metric_must_be_reported(metric, ok):
+    """An unreported selection metric used to stop training at its first validation."""
+    if ok:
+        assert load_config("tan2d", None, [f"train.select_metric={metric}"])
+    else:
+        with pytest.raises(ConfigError, match=f"train.select_metric: '{metric}' is not a metric"):
+            load_config("tan2d", None, [f"train.select_metric={metric}"])
+    with pytest.raises(ConfigError, match="with eval.discount"):
+        load_config("tan2d", None, ["train.select_metric=dR1@0.5", "eval.discount=false"])

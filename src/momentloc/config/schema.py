@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
@@ -179,11 +180,23 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self):
-        deepest = max(self.eval.recall_at, default=1)
-        if self.eval.top_k < deepest:
-            raise ConfigError(f"eval.top_k = {self.eval.top_k} keeps fewer predictions than "
-                              f"R@{deepest} needs (eval.recall_at = {list(self.eval.recall_at)}); "
+        ev = self.eval
+        deepest = max(ev.recall_at, default=1)
+        if ev.top_k < deepest:
+            raise ConfigError(f"eval.top_k = {ev.top_k} keeps fewer predictions than "
+                              f"R@{deepest} needs (eval.recall_at = {list(ev.recall_at)}); "
                               f"valid: top_k >= {deepest}")
+        # The selection metric must be one the evaluation reports, or training would stop at
+        # its first validation.
+        sel = self.train.select_metric
+        m = re.fullmatch(r"mIoU|(d?)R(\d+)@(\d*\.?\d+)|didemo/(?:mIoU|R(\d+))", sel)
+        n = m and (m.group(2) or m.group(4))
+        if (m is None or (n and int(n) not in ev.recall_at) or (m.group(1) and not ev.discount)
+                or (m.group(3) and not 0 < float(m.group(3)) <= 1)):
+            raise ConfigError(f"train.select_metric: {sel!r} is not a metric this config "
+                              f"reports; valid: mIoU, R<n>@<iou>, dR<n>@<iou> (with "
+                              f"eval.discount), didemo/R<n> or didemo/mIoU, with n in "
+                              f"eval.recall_at {list(ev.recall_at)} and iou in (0, 1]")
 
 
 # ---- valid ranges -------------------------------------------------------------------------------

@@ -164,17 +164,18 @@ def merge_repeats(obj: Any, where: Where, policy: InputPolicy) -> list[str]:
 def check_repeats(value: Any, where: Where, policy: InputPolicy) -> None:
     """:func:`merge_repeats` over ``value`` and everything nested in it; DataError naming the
     first key written twice with different values (one annotation entry: small)."""
-    if isinstance(value, dict):
-        conflicts = merge_repeats(value, where, policy)
-        if conflicts:
-            key = conflicts[0]
-            raise where.error(f"key {key!r} is written {len(value.repeats[key])} times with "
-                              f"different values")
-        for v in value.values():
-            check_repeats(v, where, policy)
-    elif isinstance(value, list):
-        for v in value:
-            check_repeats(v, where, policy)
+    stack = [value]  # iterative: any depth the parser accepted is walked without recursion
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            conflicts = merge_repeats(v, where, policy)
+            if conflicts:
+                key = conflicts[0]
+                raise where.error(f"key {key!r} is written {len(v.repeats[key])} times with "
+                                  f"different values")
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
 
 
 def video_entries(data: dict, path: str, policy: InputPolicy) -> list[tuple[str, Any]]:
