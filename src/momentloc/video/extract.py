@@ -209,7 +209,7 @@ def extract_directory(videos_dir: str | os.PathLike, extractor: FeatureExtractor
         ConfigError: no videos, duplicate ids, or an existing store of another extractor.
         DataError: a bad video (unless skipped).
     """
-    from tqdm import tqdm
+    from momentloc.engine.runtime import progress as progress_bar
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -223,8 +223,7 @@ def extract_directory(videos_dir: str | os.PathLike, extractor: FeatureExtractor
     summary = ExtractSummary(out, sidecar_path(out), spec)
     todo = [v for v in videos if not ((v in stored or v in part_results) and v in metas)]
     summary.skipped = [v for v in videos if v not in todo]
-    bar = tqdm(todo, desc=f"extract {extractor.name}", unit="video", disable=not progress or None,
-               dynamic_ncols=True)
+    bar = progress_bar(todo, desc=f"extract {extractor.name}", unit="video", enabled=progress)
     for vid in bar:
         bar.set_postfix_str(vid)
         try:
