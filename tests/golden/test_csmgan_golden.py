@@ -251,7 +251,7 @@ def test_data_pipeline_words(golden_csmgan_model):
         assert not words[b, len(got):].any()
 
 
-def test_report_max_differences(golden_csmgan_model, capsys):
+def test_report_max_differences(golden_csmgan_model):
     """Prints the max abs difference of every compared output (run with -s); the figures in
     docs/models/csmgan.md, "Equivalence"."""
     folder, fx = golden_csmgan_model
@@ -281,10 +281,9 @@ def test_report_max_differences(golden_csmgan_model, capsys):
     reg = F.smooth_l1_loss(c.steps, fx["inputs"]["gt"].float()[:, None, :].expand_as(c.steps))
     rows["eval loss"] = close(terms["align"] + loss["eval_reg_weight"] * reg,
                               loss["eval_branch_loss"], "l")
-    with capsys.disabled():
-        print(f"\n{folder.name}")
-        for name, diff in rows.items():
-            print(f"  {name:34s} {diff:.2e}")
+    print(f"\n{folder.name}")
+    for name, diff in rows.items():
+        print(f"  {name:34s} {diff:.2e}")
 
 
 def test_converter_names_the_tensor_on_a_shape_mismatch(golden_csmgan_model):
