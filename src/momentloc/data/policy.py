@@ -16,7 +16,8 @@ class InputPolicy:
     """Collects bad-input reports.
 
     With ``mode="error"`` the first report raises it. With ``mode="skip"`` the caller
-    drops the item; reports are counted and the first ``keep`` are kept for the log.
+    drops the item; reports are counted and the first ``keep`` distinct reasons are kept for
+    the log.
     Warnings (input repaired deliberately, such as an end clipped to the duration) never
     raise; they are counted per kind so ``momentloc stats`` can show them.
     """
@@ -32,8 +33,9 @@ class InputPolicy:
         if self.mode == "error":
             raise error
         self.skipped += 1
-        if len(self.reasons) < self.keep:
-            self.reasons.append(str(error))
+        reason = str(error)  # the queries of one bad video share a reason: kept once
+        if len(self.reasons) < self.keep and reason not in self.reasons:
+            self.reasons.append(reason)
 
     def warn(self, kind: str, count: int = 1) -> None:
         """Count a deliberate repair of kind ``kind`` (e.g. ``"end clipped to duration"``)."""
