@@ -114,6 +114,9 @@ class TrainConfig:
         early_stop_patience: stop after this many evaluations without improvement (0 = off).
         max_steps: stop after this many optimizer steps in total (0 = no limit; smoke runs).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        progress: draw the training progress bar (only on a terminal; ``--quiet`` turns every
+            bar off, and off a terminal a line per epoch is logged instead). Presets never set
+            it: it is a user's switch (``--set train.progress=false``).
     """
 
     epochs: int = 10
