@@ -285,7 +285,12 @@ def synthesize(preset: str, size: str, seed: int, out_dir: str | os.PathLike, *,
             yield from zip((v.video_id for v in chunk), feats)
             start = stop
 
-    write_hdf5_store(out / p.features.filename, features(), dataset_key=p.features.dataset_key)
+    from momentloc.engine.runtime import progress
+
+    write_hdf5_store(out / p.features.filename,
+                     progress(features(), total=len(all_videos), unit="video",
+                              desc=f"synth {preset} {size}: features"),
+                     dataset_key=p.features.dataset_key)
     glove = f"synthetic_glove.{p.word_dim}d.txt"
     write_glove(out / glove, word_vectors(p.domain, p.style, p.word_dim, seed))
     lines, offset = [], {s: 0 for s in plans}
