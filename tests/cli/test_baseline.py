@@ -55,6 +55,19 @@ def test_prior_baseline_json(card, capsys, tmp_path):
     assert len(out.read_text().splitlines()) == 3
 
 
+def test_out_never_replaces_an_existing_file(card, capsys, tmp_path):
+    annotations = tmp_path / "test.jsonl"  # the dataset's own test split
+    before = annotations.read_bytes()
+    assert main(["baseline", "prior", "--dataset", card, "--out", str(annotations)]) == 1
+    assert "test.jsonl already exists; choose another --out or pass --overwrite" in \
+        capsys.readouterr().err
+    assert annotations.read_bytes() == before
+    out = tmp_path / "preds.jsonl"
+    out.write_text("earlier\n")
+    assert main(["baseline", "prior", "--dataset", card, "--out", str(out), "--overwrite"]) == 0
+    assert len(out.read_text().splitlines()) == 3
+
+
 def test_random_baseline_table_and_seed(card, capsys):
     assert main(["baseline", "random", "--dataset", card, "--seed", "1",
                  "--iou-thresholds", "0.3", "0.5"]) == 0

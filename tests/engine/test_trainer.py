@@ -2,16 +2,19 @@
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 
 import pytest
 import torch
+import yaml
 
 from momentloc.cli.main import main
 from momentloc.config import load_config
 from momentloc.engine.checkpoint import load_checkpoint
+from momentloc.engine.lock import RunLock
 from momentloc.engine.runs import with_dataset
 from momentloc.engine.trainer import Trainer, train
 from momentloc.errors import ConfigError
@@ -47,6 +50,11 @@ def test_run_directory_records_itself(finished_run):
     assert state["model_name"] == "tan2d" and state["epoch"] == 2
     lines = (run / "predictions_test.jsonl").read_text().splitlines()
     assert len(lines) == 100 and len(json.loads(lines[0])["pred_spans"]) <= 5
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["checkpoint"] == "best" and saved["best_epoch"] == 2
+    assert saved["provenance"]["seed"] == 0 and saved["provenance"]["torch"] == torch.__version__
+    assert {"threads", "torch_build", "device"} <= set(saved["provenance"])
+    assert meta["resumes"] == [] and meta["command"] and meta["started"]
 
 
 def test_resume_after_kill_matches_uninterrupted(finished_run, synth_card, tmp_path, monkeypatch):
@@ -68,8 +76,16 @@ def test_resume_after_kill_matches_uninterrupted(finished_run, synth_card, tmp_p
     monkeypatch.setattr(Trainer, "train_epoch", original)
     with pytest.raises(ConfigError, match="already holds a run"):
         train(fast_cfg(synth_card("charades")), run_b)
+    meta_before = json.loads((run_b / "meta.json").read_text())
     result_b = train(fast_cfg(synth_card("charades")), run_b, resume=True)
     assert result_b.test_metrics == result_a.test_metrics
+    # the original command and start time stay; the resume is appended
+    meta = json.loads((run_b / "meta.json").read_text())
+    assert {k: meta[k] for k in ("command", "started")} == \
+        {k: meta_before[k] for k in ("command", "started")}
+    assert len(meta["resumes"]) == 1 and meta["resumes"][0]["after_epoch"] == 1
+    rows = [json.loads(x) for x in (run_b / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
     wa = load_checkpoint(run_a / "checkpoints" / "last.pt")["model"]
     wb = load_checkpoint(run_b / "checkpoints" / "last.pt")["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -107,7 +123,8 @@ def test_bad_runs_fail_clearly(synth_card, tmp_path, capsys):
         Trainer(fast_cfg(card), tmp_path / "z", resume=True)
     assert main(["train", "--model", "tan2d", "--preset", "synthetic", "--dataset", str(card),
                  "--out", str(tmp_path / "w"), "--set", "train.epochz=1"]) == 1
-    assert "unknown key(s) 'epochz'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "'epochz'" in err and "epochs" in err  # names the bad key and the valid ones
     # a corrupt checkpoint names its file
     run = tmp_path / "c"
     train(fast_cfg(card, ["train.max_steps=1", "train.epochs=1"]), run)
@@ -155,3 +172,81 @@ def test_train_takes_the_dataset_from_the_preset(synth_card, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["split"] == "test"
     assert main(["train", "--dataset", str(card)]) == 1
     assert "needs --model" in capsys.readouterr().err
+
+
+def test_evaluate_writes_beside_the_training_never_over_it(finished_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run[0], run)
+    for earlier in [*run.glob("metrics_*.json"), *run.glob("predictions_*_*.jsonl")]:
+        earlier.unlink()  # another test evaluated the shared run
+    training = {name: (run / name).read_bytes() for name in ("metrics.json", "predictions_test.jsonl")}
+    assert main(["evaluate", str(run), "--split", "train", "--checkpoint", "last"]) == 0
+    out = capsys.readouterr().out
+    assert "produced with: seed 0 | " in out
+    assert "metrics_train_last.json" in out
+    assert main(["evaluate", str(run), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["checkpoint"] == "best" and got["provenance"]["seed"] == 0
+    for name in ("metrics_train_last.json", "predictions_train_last.jsonl", "metrics_test_best.json",
+                 "predictions_test_best.jsonl"):
+        assert (run / name).is_file(), name
+    assert {name: (run / name).read_bytes() for name in training} == training
+    assert json.loads((run / "metrics_test_best.json").read_text())["metrics"] == got["metrics"]
+    # an earlier evaluation is not replaced unless asked
+    before = (run / "metrics_test_best.json").read_bytes()
+    assert main(["evaluate", str(run)]) == 1
+    assert "predictions_test_best.jsonl already exists" in capsys.readouterr().err
+    assert (run / "metrics_test_best.json").read_bytes() == before
+    assert main(["evaluate", str(run), "--overwrite"]) == 0
+    capsys.readouterr()
+    # a process writing the run directory holds it: evaluation waits its turn
+    with RunLock(run, "train"):
+        assert main(["evaluate", str(run), "--checkpoint", "last"]) == 1
+        assert f"is in use by pid {os.getpid()}" in capsys.readouterr().err
+    # best never silently means last
+    (run / "checkpoints" / "best.pt").unlink()
+    assert main(["evaluate", str(run), "--split", "val", "--overwrite"]) == 1
+    assert "best.pt: checkpoint not found (use --checkpoint last" in capsys.readouterr().err
+    # plot and report never write over an existing output
+    (run / "report.html").write_text("mine")
+    assert main(["report", str(run)]) == 1
+    assert "report.html already exists" in capsys.readouterr().err
+    assert (run / "report.html").read_text() == "mine"
+    (run / "figs").mkdir()
+    (run / "figs" / "curves.png").write_text("mine")
+    assert main(["plot", str(run), "--out", str(run / "figs")]) == 1
+    assert "figs already holds files" in capsys.readouterr().err
+
+
+def test_train_never_writes_over_a_directory_with_files(synth_card, tmp_path, capsys):
+    card = synth_card("charades")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "config.yaml").write_text("my own config\n")
+    (out / "notes.txt").write_text("keep me\n")
+    args = ["train", "--model", "tan2d", "--preset", "synthetic", "--dataset", str(card),
+            "--out", str(out), *[a for kv in FAST for a in ("--set", kv)],
+            "--set", "train.max_steps=1", "--set", "train.epochs=1"]
+    assert main(args) == 1
+    assert "is not empty (config.yaml, notes.txt); pass --resume" in capsys.readouterr().err
+    assert (out / "config.yaml").read_text() == "my own config\n"
+    assert main([*args, "--overwrite"]) == 0
+    assert "produced with: seed 0" in capsys.readouterr().out
+    assert (out / "notes.txt").read_text() == "keep me\n"
+    assert (out / "checkpoints" / "last.pt").is_file()
+    assert main(["train", "--resume", str(out), "--overwrite"]) == 1
+    assert "cannot be combined with --resume" in capsys.readouterr().err
+
+
+def test_resume_with_a_mismatched_checkpoint_names_file_tensor_and_shapes(synth_card, tmp_path,
+                                                                          capsys):
+    run = tmp_path / "run"
+    train(fast_cfg(synth_card("charades"), ["train.max_steps=1"]), run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["model"]["hidden_dim"] = 24
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert main(["train", "--resume", str(run)]) == 1
+    err = capsys.readouterr().err
+    assert f"{run / 'checkpoints' / 'last.pt'}: tensor " in err
+    assert "in the checkpoint but (" in err and "16" in err and "24" in err
+    assert "Traceback" not in err

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_dataset_args, add_json_flag, emit, example_epilog
+from momentloc.cli.common import (add_dataset_args, add_json_flag, add_overwrite_flag, emit,
+                                  example_epilog)
 
 
 def register(subparsers) -> None:
@@ -26,6 +27,7 @@ def register(subparsers) -> None:
                    help="IoU thresholds (default: the card's metric set)")
     p.add_argument("--out", metavar="FILE",
                    help="also write the predictions JSONL here (default: not written)")
+    add_overwrite_flag(p, "the --out file")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -41,6 +43,7 @@ def _split(card, given: str | None, role: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from momentloc.atomic import refuse_existing
     from momentloc.config.schema import EvalConfig
     from momentloc.data.card import load_card
     from momentloc.data.converters import load_split
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from momentloc.metrics.retrieval import metric_keys
     from momentloc.metrics.table import format_results
 
+    if args.out:
+        refuse_existing(args.out, args.overwrite)
     card = load_card(args.dataset, args.data_root)
     split = _split(card, args.split, "test")
     recall_at = tuple(card.metrics.recall_at)

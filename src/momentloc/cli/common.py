@@ -87,3 +87,23 @@ def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
         sys.stdout.write("\n")
     else:
         print(text)
+
+
+def add_overwrite_flag(p: argparse.ArgumentParser, what: str = "the output") -> None:
+    p.add_argument("--overwrite", action="store_true",
+                   help=f"replace {what} when it already exists (default: refuse, so nothing "
+                        f"written before is lost)")
+
+
+def run_dir_lock(run_dir, out, purpose: str):
+    """The run directory's lock when ``out`` lies inside ``run_dir`` (so a command never writes
+    into a run another process is training or writing), else a no-op context."""
+    import contextlib
+    from pathlib import Path
+
+    from momentloc.engine.lock import RunLock
+
+    run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
+    if out == run_dir or run_dir in out.parents:
+        return RunLock(run_dir, purpose)
+    return contextlib.nullcontext()

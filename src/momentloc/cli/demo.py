@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from momentloc.cli.results import results_table
     from momentloc.config import load_config
-    from momentloc.engine.runs import with_dataset
+    from momentloc.engine.runs import provenance_line, with_dataset
     from momentloc.engine.trainer import Trainer
     from momentloc.synth import generate
 
@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     ratio = model_v / prior_v if prior_v > 0 else float("inf")
     text = (results_table(cfg.model_name, result.test_metrics, result.baseline_metrics, cfg,
                           trainer.card, split)
+            + f"\n{provenance_line(trainer.provenance())}"
             + f"\n{cfg.model_name} {key} = {100 * model_v:.2f} vs prior {100 * prior_v:.2f} "
               f"({ratio:.1f}x) in {minutes:.1f} min; run: {run_dir}")
     emit(args, {"run_dir": str(run_dir), "metrics": result.test_metrics,
+                "provenance": trainer.provenance(),
                 "prior_baseline": result.baseline_metrics, "minutes": minutes}, text)
     return 0

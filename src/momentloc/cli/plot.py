@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import add_json_flag, emit, example_epilog
+from momentloc.cli.common import add_json_flag, add_overwrite_flag, emit, example_epilog, run_dir_lock
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,15 +24,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-attention", action="store_true",
                    help="do not load the model for attention maps")
     p.add_argument("--device", default="cpu", help="device the model runs on for attention maps")
+    add_overwrite_flag(p, "the figures in an --out directory that already holds files")
     add_json_flag(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from momentloc.atomic import refuse_existing
     from momentloc.viz.run import plot_run
 
-    paths = plot_run(args.run_dir, args.out, split=args.split, num_queries=args.queries,
-                     attention=not args.no_attention, device=args.device)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "figures"
+    with run_dir_lock(args.run_dir, out, "plot"):
+        refuse_existing(out, args.overwrite)
+        paths = plot_run(args.run_dir, out, split=args.split, num_queries=args.queries,
+                         attention=not args.no_attention, device=args.device)
     emit(args, {"figures": [str(p) for p in paths]},
          "\n".join(str(p) for p in paths) or "nothing to plot")
     return 0

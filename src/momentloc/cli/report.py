@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from momentloc.cli.common import example_epilog
+from momentloc.cli.common import add_overwrite_flag, example_epilog, run_dir_lock
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,13 +23,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-attention", action="store_true",
                    help="do not load the model for attention maps")
     p.add_argument("--device", default="cpu", help="device the model runs on for attention maps")
+    add_overwrite_flag(p, "the --out file")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from momentloc.atomic import refuse_existing
     from momentloc.viz.report import write_report
 
-    path = write_report(args.run_dir, args.out, split=args.split, num_queries=args.queries,
-                        attention=not args.no_attention, device=args.device)
+    out = Path(args.out) if args.out else Path(args.run_dir) / "report.html"
+    with run_dir_lock(args.run_dir, out, "report"):
+        refuse_existing(out, args.overwrite)
+        path = write_report(args.run_dir, out, split=args.split, num_queries=args.queries,
+                            attention=not args.no_attention, device=args.device)
     print(path)
     return 0

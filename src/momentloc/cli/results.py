@@ -26,7 +26,13 @@ def results_header(cfg: ExperimentConfig, card: DatasetCard, split: str) -> dict
 
 
 def results_table(label: str, metrics: dict, baseline: dict, cfg: ExperimentConfig,
-                  card: DatasetCard, split: str) -> str:
+                  card: DatasetCard, split: str, provenance: dict | None = None) -> str:
+    """The model beside the prior baseline under the setting's header; with ``provenance``
+    (:func:`momentloc.engine.runs.provenance`), a footer line says what produced the numbers
+    (seed, threads, torch build, device: results move with each of them)."""
+    from momentloc.engine.runs import provenance_line
+
     keys = metric_keys(cfg, card, metrics)
-    return format_results([(label, metrics), ("prior baseline", baseline)], keys,
-                          results_header(cfg, card, split))
+    table = format_results([(label, metrics), ("prior baseline", baseline)], keys,
+                           results_header(cfg, card, split))
+    return table + (f"\n{provenance_line(provenance)}" if provenance else "")

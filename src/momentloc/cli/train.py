@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the killed run in RUN_DIR (default: start a new run)")
     p.add_argument("--list-models", action="store_true", help="list registered models and presets")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --out directory that already holds files, replacing "
+                        "the earlier run's outputs (default: refuse a non-empty directory)")
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         cfg, _ = load_run(args.resume)
         if args.overrides:
             raise ConfigError("--set cannot change a run being resumed")
+        if args.overwrite:
+            raise ConfigError("--overwrite starts a new run; it cannot be combined with --resume")
         trainer = Trainer(cfg, args.resume, resume=True)
     else:
         if not args.model:
@@ -67,15 +72,16 @@ def run(args: argparse.Namespace) -> int:
         cfg = with_dataset(cfg, args.dataset or cfg.data.dataset, args.data_root or cfg.data.data_root)
         out = args.out or time.strftime(
             f"runs/{args.model}-{Path(args.preset or 'default').stem}-%Y%m%d-%H%M%S")
-        trainer = Trainer(cfg, out)
+        trainer = Trainer(cfg, out, overwrite=args.overwrite)
     result = trainer.fit()
     if not trainer.dist.is_main:
         return 0
     split = trainer.data.split_name("test") if result.test_metrics else "-"
     text = (results_table(cfg.model_name, result.test_metrics, result.baseline_metrics, cfg,
-                          trainer.card, split)
+                          trainer.card, split, trainer.provenance())
             if result.test_metrics else "no test split: nothing evaluated")
     emit(args, {"run_dir": str(result.run_dir), "best_epoch": result.best_epoch, "split": split,
-                "metrics": result.test_metrics, "prior_baseline": result.baseline_metrics},
+                "metrics": result.test_metrics, "prior_baseline": result.baseline_metrics,
+                "provenance": trainer.provenance()},
          f"{text}\nrun: {result.run_dir} (best epoch {result.best_epoch})")
     return 0

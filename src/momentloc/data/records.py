@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Iterable
 
+from momentloc.atomic import atomic_write_text  # noqa: F401  (re-exported: the one atomic writer)
 from momentloc.errors import DataError
 
 Span = tuple[float, float]
@@ -61,18 +61,6 @@ class MomentRecord:
             annotator_spans=tuple((float(s), float(e)) for s, e in d.get("annotator_spans", [])),
             split=str(d.get("split", "")),
         )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path`` and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def write_records(path: str | os.PathLike, records: Iterable[MomentRecord]) -> None:

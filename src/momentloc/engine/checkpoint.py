@@ -3,10 +3,17 @@
 A checkpoint holds only tensors and plain Python values: the model and optimizer state, the
 epoch/step counters, the best score, the resolved config (a plain dict) and the model name, so a
 model rebuilds from the checkpoint alone and no arbitrary object is ever unpickled.
+
+A run keeps two: ``last.pt`` (every epoch) and ``best.pt`` (the epoch with the best validation
+score). The trainer writes ``best.pt`` before ``last.pt``, so the best epoch that ``last.pt``
+records is always the one ``best.pt`` holds, whatever instant a kill lands on (a ``best.pt``
+newer than ``last.pt`` is rewritten when the resumed run repeats that epoch);
+:func:`resolve_checkpoint` checks it.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -14,23 +21,23 @@ from typing import Any
 import torch
 
 from momentloc import __version__
+from momentloc.atomic import atomic_write_bytes
 from momentloc.errors import CheckpointError
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write ``state`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write ``state`` to ``path`` atomically.
+
+    The checkpoint is serialized in memory first, then written by the one atomic writer, so a
+    full disk is an :class:`~momentloc.atomic.WriteError` naming ``path`` (never a torch
+    serializer error) and the previous checkpoint is kept.
+    """
     payload = {"format_version": FORMAT_VERSION, "momentloc_version": __version__, **state}
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -54,3 +61,51 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: written by a newer momentloc "
                               f"({state.get('momentloc_version')}); upgrade to read it")
     return state
+
+
+def load_model_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | os.PathLike
+                     ) -> None:
+    """Load ``weights`` (a checkpoint's ``model``) into ``model``, or a CheckpointError naming
+    ``path`` and the first tensor that is missing, unexpected or of another shape."""
+    own = model.state_dict()
+    for name, tensor in weights.items():
+        if name not in own:
+            raise CheckpointError(f"{path}: tensor {name!r} is not in the model: the checkpoint "
+                                  f"was written by another model or configuration")
+        if tuple(own[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)} in the "
+                                  f"checkpoint but {tuple(own[name].shape)} in the model built from "
+                                  f"the config: the checkpoint was written with another configuration")
+    missing = [name for name in own if name not in weights]
+    if missing:
+        raise CheckpointError(f"{path}: tensor {missing[0]!r} of the model is missing from the "
+                              f"checkpoint ({len(missing)} missing)")
+    model.load_state_dict(weights)
+
+
+def resolve_checkpoint(run_dir: str | os.PathLike, which: str) -> Path:
+    """The file ``which`` names in ``run_dir``: ``best``, ``last`` or a path to a ``.pt`` file.
+
+    ``best`` is ``checkpoints/best.pt`` and never silently another file: missing, or not the
+    best epoch that ``last.pt`` records (a run killed after writing ``best.pt`` and before
+    ``last.pt``), it is a CheckpointError saying what to do.
+    """
+    run_dir = Path(run_dir)
+    if which.endswith(".pt"):
+        return Path(which)
+    if which not in ("best", "last"):
+        raise CheckpointError(f"checkpoint must be best, last or a .pt file, not {which!r}")
+    path = run_dir / "checkpoints" / f"{which}.pt"
+    if not path.is_file():
+        hint = (" (use --checkpoint last for the last epoch's weights)"
+                if which == "best" and (run_dir / "checkpoints" / "last.pt").is_file() else "")
+        raise CheckpointError(f"{path}: checkpoint not found{hint}")
+    last = run_dir / "checkpoints" / "last.pt"
+    if which == "best" and last.is_file():
+        recorded = int(load_checkpoint(last).get("best_epoch", -1))
+        held = int(load_checkpoint(path).get("epoch", -1))
+        if recorded != held:
+            raise CheckpointError(
+                f"{path} holds epoch {held}, but {last} records epoch {recorded} as the best: the "
+                f"run was interrupted while saving; finish it with momentloc train --resume {run_dir}")
+    return path

@@ -121,7 +121,9 @@ def run_table(table: PaperTable, dataset: str | None, data_root: str | None, out
             metrics, prior = saved["metrics"], saved["prior_baseline"]
         else:
             log.info("row %r: %s / %s -> %s", row.label, row.model, row.preset, run_dir)
-            res = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").is_file())
+            # A row killed before its first checkpoint restarts in its own directory.
+            res = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").is_file(),
+                        overwrite=True)
             metrics, prior = res.test_metrics, res.baseline_metrics
         results.append({"label": row.label, "run_dir": str(run_dir), "metrics": metrics,
                         "prior_baseline": prior, "paper": row.paper})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import math
@@ -21,14 +22,17 @@ from momentloc.data.build import build_data
 from momentloc.data.dataset import collate
 from momentloc.engine import distributed as D
 from momentloc.engine.baseline import prior_metrics_for
-from momentloc.engine.checkpoint import load_checkpoint, save_checkpoint
+from momentloc.atomic import atomic_write_text, remove_stale_temporaries
+from momentloc.engine.checkpoint import load_checkpoint, load_model_state, save_checkpoint
 from momentloc.engine.evaluator import predict_lines, score_lines
 from momentloc.engine.optim import build_optimizer, build_scheduler
 from momentloc.engine.predictions import write_predictions
-from momentloc.engine.runs import resolve_card, write_run_files
+from momentloc.engine.lock import RunLock
+from momentloc.engine.runs import (prepare_new_run, provenance, record_resume, resolve_card,
+                                   write_run_files)
 from momentloc.engine.runtime import (autocast, needs_grad_scaler, progress, resolve_device,
                                       seed_everything, set_deterministic)
-from momentloc.errors import ConfigError
+from momentloc.errors import CheckpointError, ConfigError
 from momentloc.models.registry import create_model
 
 log = logging.getLogger("momentloc.train")
@@ -64,9 +68,20 @@ def _epoch_sampler(dataset, dist: D.DistInfo, seed: int) -> DistributedSampler:
 
 
 class Trainer:
-    """Builds everything a run needs from its config, then :meth:`fit` runs the loop."""
+    """Builds everything a run needs from its config, then :meth:`fit` runs the loop.
 
-    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False):
+    The run directory survives a kill at any instant: rank 0 holds its lock
+    (:class:`~momentloc.engine.lock.RunLock`) from construction to the end of :meth:`finish`;
+    every file is written atomically; each epoch commits ``best.pt`` (when improved), then
+    ``last.pt`` (which holds the epoch's history row), then rewrites ``metrics.jsonl``/``.csv``
+    from that history. A resume starts from ``last.pt``: it removes temporaries a killed writer
+    left, rewrites the metric rows from the checkpoint's history (dropping rows of an epoch that
+    was not committed), appends itself to ``meta.json`` and repeats exactly what the
+    uninterrupted run does. A new run refuses a non-empty directory unless ``overwrite``.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False,
+                 overwrite: bool = False):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         tc = cfg.train
@@ -76,15 +91,38 @@ class Trainer:
         seed_everything(tc.seed)
         set_deterministic(tc.deterministic, self.device)
         self.main = self.dist.is_main
+        self._lock = RunLock(self.run_dir, "train") if self.main else None
+        self._tb = None
+        if self._lock is not None:
+            if resume and not (self.run_dir / "checkpoints" / "last.pt").is_file():
+                raise ConfigError(f"{self.run_dir}: nothing to resume (no checkpoints/last.pt)")
+            self._lock.acquire()
+        try:
+            self._build(resume, overwrite)
+        except BaseException:
+            self.close()
+            raise
 
+    def close(self) -> None:
+        """Release the run directory (the lock, TensorBoard's writer)."""
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if self._lock is not None:
+            self._lock.release()
+
+    def _build(self, resume: bool, overwrite: bool) -> None:
+        cfg, tc = self.cfg, self.cfg.train
         ckpt_dir = self.run_dir / "checkpoints"
         if resume and not (ckpt_dir / "last.pt").is_file():
             raise ConfigError(f"{self.run_dir}: nothing to resume (no checkpoints/last.pt)")
-        if not resume and (ckpt_dir / "last.pt").is_file():
-            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it, "
-                              f"or choose another --out")
-        self.card = resolve_card(cfg)
+        if self.main and not resume:
+            prepare_new_run(self.run_dir, overwrite)
         if self.main:
+            for stale in remove_stale_temporaries(self.run_dir, ckpt_dir, self.run_dir / "artifacts"):
+                log.info("removed %s, left by an interrupted write", stale)
+        self.card = resolve_card(cfg)
+        if self.main and not resume:
             write_run_files(self.run_dir, cfg, self.card, self.dist.world_size)
         # Rank 0 builds the vocabulary / word vectors / PCA once; the others then read them.
         if self.main:
@@ -120,8 +158,12 @@ class Trainer:
         self.bad_evals = 0
         self.history: list[dict] = []
         if resume:
-            self._restore(load_checkpoint(ckpt_dir / "last.pt", map_location=self.device))
-        self._tb = self._tensorboard() if self.main else None
+            self._restore(load_checkpoint(ckpt_dir / "last.pt", map_location=self.device),
+                          ckpt_dir / "last.pt")
+            if self.main:
+                record_resume(self.run_dir, self.epoch, self.dist.world_size)
+                self._write_metrics()
+        self._tb = self._tensorboard(purge_step=self.epoch + 1 if resume else None) if self.main else None
 
     # ----------------------------------------------------------------------------- state
     def _state(self) -> dict:
@@ -138,12 +180,16 @@ class Trainer:
             "history": json.dumps(self.history),
         }
 
-    def _restore(self, state: dict) -> None:
+    def _restore(self, state: dict, path: Path) -> None:
         if state.get("model_name") != self.cfg.model_name:
-            raise ConfigError(f"{self.run_dir}: checkpoint is for model {state.get('model_name')!r}, "
-                              f"not {self.cfg.model_name!r}")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+            raise CheckpointError(f"{path}: checkpoint is for model {state.get('model_name')!r}, "
+                                  f"not {self.cfg.model_name!r}")
+        load_model_state(self.model, state["model"], path)
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: the optimizer state does not fit this run's optimizer "
+                                  f"({str(e).splitlines()[0]})") from e
         if self.scheduler is not None and state.get("scheduler"):
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
@@ -154,12 +200,13 @@ class Trainer:
         self.history = json.loads(state.get("history", "[]"))
         log.info("resumed %s after epoch %d (step %d)", self.run_dir, self.epoch, self.step)
 
-    def _tensorboard(self):
+    def _tensorboard(self, purge_step: int | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
             return None
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
+        # On resume, events past the resumed epoch (an interrupted epoch's) are purged.
+        return SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge_step)
 
     # ----------------------------------------------------------------------------- loop
     def train_epoch(self) -> dict:
@@ -236,32 +283,44 @@ class Trainer:
                               f"({', '.join(sorted(metrics))})")
         return float(metrics[key])
 
-    def _log_epoch(self, row: dict) -> None:
-        self.history.append(row)
-        if not self.main:
-            return
-        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+    def _write_metrics(self) -> None:
+        """Rewrite ``metrics.jsonl``/``.csv`` from the committed history: one row per epoch."""
+        atomic_write_text(self.run_dir / "metrics.jsonl",
+                          "".join(json.dumps(r) + "\n" for r in self.history))
         keys = sorted({k for r in self.history for k in r})
-        tmp = self.run_dir / ".metrics.csv.tmp"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(self.history)
-        tmp.replace(self.run_dir / "metrics.csv")
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.history)
+        atomic_write_text(self.run_dir / "metrics.csv", text.getvalue())
+
+    def _log_epoch(self, row: dict) -> None:
         if self._tb is not None:
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != "epoch":
                     self._tb.add_scalar(k, v, row["epoch"])
 
+    def _stopped_early(self) -> bool:
+        patience = self.cfg.train.early_stop_patience
+        return bool(patience) and self.bad_evals >= patience
+
     def fit(self) -> TrainResult:
+        """Train to the end (or continue a resumed run), then :meth:`finish`."""
+        try:
+            self._fit()
+            return self.finish()
+        finally:
+            self.close()
+
+    def _fit(self) -> None:
         tc = self.cfg.train
         ckpt_dir = self.run_dir / "checkpoints"
         has_val = self.data.val is not None and len(self.data.val) > 0
         if not has_val and self.main and self.epoch == 0:
             log.info("no validation split: the last epoch's model is kept (set data.val_holdout "
                      "to select on held-out training videos)")
-        while self.epoch < tc.epochs and not (tc.max_steps and self.step >= tc.max_steps):
+        while (self.epoch < tc.epochs and not (tc.max_steps and self.step >= tc.max_steps)
+               and not self._stopped_early()):
             row = {"epoch": self.epoch + 1, **self.train_epoch()}
             self.epoch += 1
             improved = False
@@ -279,29 +338,44 @@ class Trainer:
             elif not has_val:
                 improved, self.best_epoch = True, self.epoch
             row["step"] = self.step
-            self._log_epoch(row)
+            self.history.append(row)
             if self.main:
                 log.info("epoch %d/%d  loss %.4f  %.0f samples/s%s", self.epoch, tc.epochs,
                          row["train/loss"], row["samples_per_s"],
                          "".join(f"  {k[4:]} {100 * v:.2f}" for k, v in row.items()
                                  if k == f"val/{tc.select_metric}"))
+                # best.pt first: whenever last.pt names a best epoch, best.pt already holds it.
                 state = self._state()
-                save_checkpoint(ckpt_dir / "last.pt", state)
                 if improved:
                     save_checkpoint(ckpt_dir / "best.pt", state)
+                save_checkpoint(ckpt_dir / "last.pt", state)
+                self._write_metrics()
+                self._log_epoch(row)
             D.barrier(self.dist)
-            if tc.early_stop_patience and self.bad_evals >= tc.early_stop_patience:
+            if self._stopped_early():
                 log.info("early stop: %d evaluations without improvement", self.bad_evals)
-                break
-        return self.finish()
+
+    def _load_best(self) -> str:
+        """Load ``best.pt`` into the model after checking it holds the best epoch ``last.pt``
+        records; returns which weights the test results come from."""
+        best = self.run_dir / "checkpoints" / "best.pt"
+        if self.best_epoch < 1:
+            return "last"  # never evaluated: the current weights are the only candidate
+        if not best.is_file():
+            raise CheckpointError(f"{best}: missing, but the run records epoch {self.best_epoch} as "
+                                  f"its best; the run directory was changed by hand")
+        state = load_checkpoint(best, map_location=self.device)
+        if int(state.get("epoch", -1)) != self.best_epoch:
+            raise CheckpointError(f"{best} holds epoch {state.get('epoch')}, but the run records "
+                                  f"epoch {self.best_epoch} as its best")
+        load_model_state(self.model, state["model"], best)
+        return "best"
 
     def finish(self) -> TrainResult:
         """Reload the best checkpoint, evaluate on the test split, write predictions/metrics."""
         result = TrainResult(run_dir=self.run_dir, best_epoch=self.best_epoch,
                              epochs_run=self.epoch, history=self.history)
-        best = self.run_dir / "checkpoints" / "best.pt"
-        if best.is_file():
-            self.model.load_state_dict(load_checkpoint(best, map_location=self.device)["model"])
+        checkpoint = self._load_best()
         if self.data.val is not None and len(self.data.val) > 0:
             result.val_metrics, _ = self.evaluate("val")
         if self.data.test is not None and len(self.data.test) > 0:
@@ -311,17 +385,21 @@ class Trainer:
             if self.main:
                 split = self.data.split_name("test")
                 write_predictions(self.run_dir / f"predictions_{split}.jsonl", lines)
-                from momentloc.data.records import atomic_write_text
                 atomic_write_text(self.run_dir / "metrics.json", json.dumps({
-                    "split": split, "best_epoch": self.best_epoch, "metrics": result.test_metrics,
-                    "prior_baseline": result.baseline_metrics, "features": (
-                        self.card.features.describe() if self.card.features else None)}, indent=2))
-        if self._tb is not None:
-            self._tb.close()
+                    "split": split, "checkpoint": checkpoint, "best_epoch": self.best_epoch,
+                    "metrics": result.test_metrics, "prior_baseline": result.baseline_metrics,
+                    "features": self.card.features.describe() if self.card.features else None,
+                    "provenance": self.provenance()}, indent=2))
+        self.close()
         return result
 
+    def provenance(self) -> dict:
+        """Seed, threads, torch build and device of this run (see :func:`runs.provenance`)."""
+        return provenance(self.cfg.train.seed, self.device, self.dist.world_size)
 
-def train(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False) -> TrainResult:
+
+def train(cfg: ExperimentConfig, run_dir: str | Path, resume: bool = False,
+          overwrite: bool = False) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (or continue it with ``resume``) and test the best model."""
-    trainer = Trainer(cfg, run_dir, resume=resume)
+    trainer = Trainer(cfg, run_dir, resume=resume, overwrite=overwrite)
     return trainer.fit()
