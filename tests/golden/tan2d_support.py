@@ -36,7 +36,8 @@ def fixture_config(fx: dict, overrides=()) -> ExperimentConfig:
 
 def build_model(fx: dict, cfg: ExperimentConfig):
     vis = fx["inputs"]["visual_input"]
-    ctx = ModelContext(video_dim=int(vis.shape[2]), word_dim=int(fx["inputs"]["textual_input"].shape[2]),
+    words = fx["inputs"]["textual_input"]
+    ctx = ModelContext(video_dim=int(vis.shape[2]), word_dim=int(words.shape[2]),
                        num_clips=int(vis.shape[1]), max_query_len=cfg.data.max_query_len)
     model = create_model("tan2d", cfg.model, ctx)
     model.load_state_dict(official.convert(fx["state_dict"], cfg), strict=True)

@@ -23,7 +23,8 @@ def _blocks(fx):
 
 
 def _cfg(block) -> EvalConfig:
-    return EvalConfig(protocol="tan2d", nms_thresh=float(block["nms_thresh"]), top_k=int(block["top_k"]),
+    return EvalConfig(protocol="tan2d", nms_thresh=float(block["nms_thresh"]),
+                      top_k=int(block["top_k"]),
                       recall_at=tuple(int(n) for n in block["recalls"]),
                       iou_thresholds=tuple(float(m) for m in block["tious"]))
 
@@ -51,7 +52,7 @@ def test_nms_keeps_what_the_release_keeps(golden_tan2d_eval):
             assert np.array_equal(got, want[i, :num[i]]), (name, i)
         # the NMS alone, on the padded lists
         seg = fx["inputs"]["segments"].numpy()
-        keep, kept = tan2d_nms(seg, fx["inputs"]["num_segments"].numpy(), block["nms_thresh"],
+        _, kept = tan2d_nms(seg, fx["inputs"]["num_segments"].numpy(), block["nms_thresh"],
                                block["top_k"])
         assert np.array_equal(kept.sum(1), num), name
 

@@ -38,9 +38,13 @@ def _run(fx):
     model = build_model(fx, cfg)
     batch = fixture_batch(fx)
     seen: dict[str, torch.Tensor] = {}
-    hooks = [getattr(model, name).register_forward_hook(
-        lambda _m, _i, out, name=name: seen.__setitem__(name, out[0] if isinstance(out, tuple) else out))
-        for name in ("frame", "sentence", "moment_map", "fusion", "map_conv")]
+    def keep(name):
+        def hook(_module, _inputs, out):
+            seen[name] = out[0] if isinstance(out, tuple) else out
+        return hook
+
+    hooks = [getattr(model, name).register_forward_hook(keep(name))
+             for name in ("frame", "sentence", "moment_map", "fusion", "map_conv")]
     with torch.no_grad():
         out = model(batch)
         loss = model.loss(out, batch)["scaled_iou"]
@@ -214,10 +218,11 @@ def test_annotations_become_release_targets(golden_tan2d_model, tmp_path):
     assert torch.equal(got, fx["loss"]["map_gt"][:, 0])
 
 
-NON_SIZE_SETTINGS = ("data.resample", "data.l2_normalize", "data.oov", "model.proposal", "model.tmin",
-                     "model.tmax", "model.dropout", "optim.name", "optim.lr", "optim.weight_decay",
-                     "train.batch_size", "train.epochs", "train.grad_clip", "eval.protocol",
-                     "eval.nms_thresh", "eval.iou_thresholds", "eval.recall_at", "eval.top_k")
+NON_SIZE_SETTINGS = (
+    "data.resample", "data.l2_normalize", "data.oov", "model.proposal", "model.tmin", "model.tmax",
+    "model.dropout", "optim.name", "optim.lr", "optim.weight_decay", "train.batch_size",
+    "train.epochs", "train.grad_clip", "eval.protocol", "eval.nms_thresh", "eval.iou_thresholds",
+    "eval.recall_at", "eval.top_k")
 
 
 def test_preset_is_the_release_setting(golden_tan2d_model):

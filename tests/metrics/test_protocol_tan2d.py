@@ -7,8 +7,13 @@ import pytest
 
 from momentloc.config.schema import EvalConfig
 from momentloc.engine.predictions import metrics_from_lines
-from momentloc.metrics.protocol_tan2d import (tan2d_decode, tan2d_hits, tan2d_metrics, tan2d_nms,
-                                              tan2d_rank)
+from momentloc.metrics.protocol_tan2d import (
+    tan2d_decode,
+    tan2d_hits,
+    tan2d_metrics,
+    tan2d_nms,
+    tan2d_rank,
+)
 
 
 def test_rank_scores_descending_invalid_last_ties_to_the_later_cell():
@@ -45,7 +50,7 @@ def test_hits_are_strict_and_miou_is_the_top1_iou():
 def test_decode_then_score_through_the_prediction_lines():
     spans = np.array([[[0, 2], [0, 4], [1, 3], [3, 4]]], float)
     scores = np.array([[0.2, 0.9, 0.8, 0.1]])
-    order, keep, kept = tan2d_decode(spans, scores, np.ones((1, 4), bool), 0.45, 2)
+    order, keep, _ = tan2d_decode(spans, scores, np.ones((1, 4), bool), 0.45, 2)
     assert order[0].tolist() == [1, 2, 0, 3] and keep[0].tolist() == [1, 3]
     line = {"query_id": "q", "video_id": "v", "duration": 4.0, "gt_span": [3.0, 4.0],
             "pred_spans": [[0.0, 4.0, 0.9], [3.0, 4.0, 0.1]]}

@@ -20,7 +20,7 @@ What the release's ``core/eval.py`` and its decoding compute, vectorized over qu
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,8 +77,9 @@ def tan2d_nms(spans, count, thresh: float, top_k: int) -> tuple[np.ndarray, np.n
 def tan2d_iou(pred, gt) -> np.ndarray:
     """The release's ``iou``: ``max(0, inter) / max(0, hull)``, broadcasting ``(..., 2)``."""
     pred, gt = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
-    inter = np.maximum(0.0, np.minimum(pred[..., 1], gt[..., 1]) - np.maximum(pred[..., 0], gt[..., 0]))
-    union = np.maximum(0.0, np.maximum(pred[..., 1], gt[..., 1]) - np.minimum(pred[..., 0], gt[..., 0]))
+    ps, pe, gs, ge = pred[..., 0], pred[..., 1], gt[..., 0], gt[..., 1]
+    inter = np.maximum(0.0, np.minimum(pe, ge) - np.maximum(ps, gs))
+    union = np.maximum(0.0, np.maximum(pe, ge) - np.minimum(ps, gs))
     with np.errstate(divide="ignore", invalid="ignore"):
         return inter / union
 

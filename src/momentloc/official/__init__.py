@@ -109,6 +109,19 @@ def check_shapes(converted: Mapping[str, torch.Tensor], expected: Mapping[str, t
                           f"{' ...' if len(missing) > 5 else ''} (momentloc names)")
 
 
+def check_against_config(weights: Mapping[str, torch.Tensor], origin: Mapping[str, str],
+                         cfg, checkpoint_video_dim: int, word_dim: int) -> None:
+    """:func:`check_shapes` against the model ``cfg`` builds: video width ``data.pca_dim`` or
+    ``data.feature_dim``, else the checkpoint's; word width the checkpoint's."""
+    from momentloc.models.base import ModelContext
+    from momentloc.models.registry import create_model
+
+    ctx = ModelContext(video_dim=cfg.data.pca_dim or cfg.data.feature_dim or checkpoint_video_dim,
+                       word_dim=word_dim, num_clips=cfg.data.num_clips,
+                       max_query_len=cfg.data.max_query_len)
+    check_shapes(weights, create_model(cfg.model_name, cfg.model, ctx).state_dict(), origin)
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -126,7 +139,8 @@ def load_official(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for corrupt or foreign files
         first = str(e).splitlines()[0] if str(e) else ""
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {first})") from e
+        raise CheckpointError(f"{path}: not a readable checkpoint "
+                              f"({type(e).__name__}: {first})") from e
     try:
         return unwrap_checkpoint(obj)
     except CheckpointError as e:
@@ -158,12 +172,11 @@ def import_checkpoint(model_name: str, checkpoint_path: str | os.PathLike,
             both shapes), an unusable dataset card.
         CheckpointError: a missing, corrupt or foreign checkpoint file.
     """
-    from momentloc.config.load import load_config, parse_overrides
+    from momentloc.config.load import config_to_dict, load_config, parse_overrides
     from momentloc.data.build import build_data
+    from momentloc.data.records import atomic_write_text
     from momentloc.engine.checkpoint import save_checkpoint
     from momentloc.engine.runs import META, resolve_card, with_dataset, write_run_files
-    from momentloc.config.load import config_to_dict
-    from momentloc.data.records import atomic_write_text
     from momentloc.models.registry import create_model
 
     conv = converter(model_name)
@@ -183,7 +196,8 @@ def import_checkpoint(model_name: str, checkpoint_path: str | os.PathLike,
         section, _, field = key.partition(".")
         have = getattr(getattr(base, section), field)
         if have != value and not (isinstance(have, tuple) and list(have) == value):
-            log.info("%s = %r from the checkpoint's shapes (preset %s: %r)", key, value, preset, have)
+            log.info("%s = %r from the checkpoint's shapes (preset %s: %r)", key, value, preset,
+                     have)
     extra: dict = {}
     for key, value in inferred.items():
         section, _, field = key.partition(".")
@@ -216,9 +230,10 @@ def import_checkpoint(model_name: str, checkpoint_path: str | os.PathLike,
             "model": model.state_dict(), "epoch": 0, "step": 0,
             "imported_from": str(checkpoint_path.resolve())})
         meta = json.loads((tmp / META).read_text())
-        meta["imported"] = {"official_model": model_name, "checkpoint": str(checkpoint_path.resolve()),
+        meta["imported"] = {"official_model": model_name,
+                            "checkpoint": str(checkpoint_path.resolve()),
                             "sha256": _sha256(checkpoint_path), "preset": preset,
-                            "inferred": {k: v for k, v in inferred.items()},
+                            "inferred": dict(inferred),
                             "overrides": user}
         atomic_write_text(tmp / META, json.dumps(meta, indent=2))
         if out_dir.exists():

@@ -149,9 +149,7 @@ def convert(state: dict[str, torch.Tensor], cfg: ExperimentConfig) -> dict[str, 
         ConfigError: a tensor whose shape differs from the config's model (naming the official
             tensor and both shapes), or a tensor with no counterpart.
     """
-    from momentloc.models.base import ModelContext
-    from momentloc.models.registry import create_model
-    from momentloc.official import check_shapes
+    from momentloc.official import check_against_config
 
     if cfg.model_name != "tan2d":
         raise ConfigError(f"the 2D-TAN converter builds model 'tan2d', the config is for "
@@ -159,11 +157,7 @@ def convert(state: dict[str, torch.Tensor], cfg: ExperimentConfig) -> dict[str, 
     weights, origin = _rename(state)
     frame = _need(state, "frame_layer.vis_conv.weight")
     words = _need(state, "fusion_layer.textual_encoder.weight_ih_l0")
-    ctx = ModelContext(video_dim=cfg.data.pca_dim or cfg.data.feature_dim or int(frame.shape[1]),
-                       word_dim=int(words.shape[1]), num_clips=cfg.data.num_clips,
-                       max_query_len=cfg.data.max_query_len)
-    reference = create_model("tan2d", cfg.model, ctx)
-    check_shapes(weights, reference.state_dict(), origin)
+    check_against_config(weights, origin, cfg, int(frame.shape[1]), int(words.shape[1]))
     return weights
 
 
@@ -210,7 +204,8 @@ def release_settings(config: dict) -> dict[str, object]:
     if fusion["LSTM"].get("BIDIRECTIONAL"):
         problems.append("a bidirectional LSTM")
     if problems:
-        raise ConfigError(f"release options momentloc's 2D-TAN does not reproduce: {'; '.join(problems)}")
+        raise ConfigError("release options momentloc's 2D-TAN does not reproduce: "
+                          + "; ".join(problems))
     recalls = _numbers(config["TEST"]["RECALL"], int)
     return {
         "data.num_clips": steps,
