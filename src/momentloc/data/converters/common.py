@@ -3,7 +3,8 @@
 The repair rules (docs/data.md, "Quirks") are applied the same way by every reader:
 
 - start after end: swapped, if the swapped moment lies within the video (within the tolerance);
-  otherwise the item is bad.
+  otherwise dropped, as the published readers do (three lines of the published Charades-STA
+  train file).
 - a time outside ``[-tol, duration + tol]``: bad. Inside the tolerance: clipped to the video.
 - zero-length moment (after clipping): dropped, like the 2D-TAN readers do, because no
   prediction can reach IoU > 0 with it.
@@ -11,8 +12,6 @@ The repair rules (docs/data.md, "Quirks") are applied the same way by every read
   (the final period too: tokenization drops punctuation later).
 - an exact duplicate (same video, span and query): kept, since the published split sizes
   count them (TACoS test has 567 such lines).
-- start after end where swapping does not give a moment inside the video (three lines of the
-  published Charades-STA train file): dropped, as the published readers do.
 - a key written twice in one JSON object, or a video twice in a durations file: merged when
   both values are equal; bad input when they differ (the video's queries are skipped).
 
