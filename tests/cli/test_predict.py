@@ -189,6 +189,35 @@ def test_pairing_files_globs_and_lists(shapes_run, videos, tmp_path, capsys):
     assert not (tmp_path / "c.jsonl").exists()
 
 
+def test_a_broken_video_does_not_stop_the_others(shapes_run, videos, tmp_path, capsys):
+    _, run_dir = shapes_run
+    mixed = tmp_path / "mixed"
+    shutil.copytree(videos, mixed)
+    (mixed / "broken.mp4").write_bytes(b"not a video at all")
+    out = tmp_path / "out.jsonl"
+    cmd = ["predict", str(run_dir), "--videos", str(mixed), "--query", QUERIES[0],
+           "--out", str(out), "--json"]
+    assert main(cmd) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert list(summary["failed"]) == ["broken"] and "broken.mp4" in summary["failed"]["broken"]
+    assert "1 video(s) could not be read" in captured.err
+    assert sorted(p.video for p in read_predictions(out)) == sorted(
+        p.stem for p in videos.glob("*.mp4"))
+    # a rerun tries the broken one again, nothing else
+    assert main(cmd) == 1
+    again = json.loads(capsys.readouterr().out)
+    assert again["written"] == 0 and again["skipped"] == 4 and list(again["failed"]) == ["broken"]
+    # files that are not text
+    (tmp_path / "q.txt").write_bytes(b"\xff\xfe\x00junk")
+    assert main(["predict", str(run_dir), "--videos", str(videos), "--queries",
+                 str(tmp_path / "q.txt"), "--out", str(out)]) == 1
+    assert "q.txt: not a UTF-8 text queries file" in capsys.readouterr().err
+    assert main(["predict", str(run_dir), "--video", "tr0000", "--queries",
+                 str(tmp_path / "q.txt")]) == 1
+    assert "q.txt: not a UTF-8 text queries file" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_two_gloo_processes_shard_and_merge(shapes_run, tmp_path, capsys):
     """torchrun --nproc_per_node=2 writes what one process writes (5 videos: uneven shards);

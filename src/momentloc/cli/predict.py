@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 
 from momentloc.cli.common import emit, example_epilog, format_table
@@ -106,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{path}: no such queries file")
         if path.suffix.lower() in (".jsonl", ".csv"):
             raise ConfigError(f"{path}: a file pairing queries with videos goes with --videos")
-        queries += [" ".join(s.split()) for s in path.read_text(encoding="utf-8").splitlines()
+        from momentloc.engine.predict_many import read_text
+
+        queries += [" ".join(s.split()) for s in read_text(path, "queries file").splitlines()
                     if s.strip()]
     if not queries:
         raise ConfigError("give a sentence to look for (--query, or --queries FILE)")
@@ -161,5 +164,10 @@ def run_many(args: argparse.Namespace) -> int:
         text = (f"{summary.written} predictions of {summary.videos} videos written to {args.out}"
                 + (f" ({summary.skipped} already there)" if summary.skipped else "")
                 + (f" by {info.world_size} processes" if info.enabled else ""))
+        text += "".join(f"\nfailed: {why}" for why in summary.failed.values())
         emit(args, summary.to_dict(), text)
+    if summary.failed:
+        print(f"momentloc predict: error: {len(summary.failed)} video(s) could not be read; "
+              f"the others are written, and a rerun tries these again", file=sys.stderr)
+        return 1
     return 0

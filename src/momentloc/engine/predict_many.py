@@ -18,14 +18,17 @@ import csv
 import glob
 import io
 import json
+import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from momentloc.engine.distributed import DistInfo, all_gather_objects, barrier
 from momentloc.engine.inference import Prediction, Predictor
 from momentloc.errors import ConfigError, DataError
+
+log = logging.getLogger("momentloc.predict")
 
 CSV_COLUMNS = ["video", "query", "duration", "rank", "start", "end", "score", "unknown_words",
                "warning"]
@@ -77,7 +80,7 @@ def find_inputs(spec: str | os.PathLike) -> dict[str, Path]:
     if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
         return _video_files([path], text)
     if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_text(path, "list of videos").splitlines()
         paths = [path.parent / s.strip() for s in lines if s.strip() and not s.startswith("#")]
         return _video_files(paths, str(path))
     if glob.has_magic(text):
@@ -88,6 +91,16 @@ def find_inputs(spec: str | os.PathLike) -> dict[str, Path]:
         return _video_files(found, text)
     raise ConfigError(f"{text}: not a directory, a video file, a list of videos or a glob pattern "
                       f"that matches any")
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 text file's content, or ConfigError naming it."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text {what} (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
 
 
 def _one_line(text: str) -> str:
@@ -113,7 +126,7 @@ def read_jobs(videos: dict[str, Path], queries_file: str | os.PathLike | None = 
         path = Path(queries_file)
         if not path.is_file():
             raise ConfigError(f"{path}: no such queries file")
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, "queries file")
         kind = path.suffix.lower()
         if kind in (".jsonl", ".csv"):
             if kind == ".jsonl":
@@ -183,7 +196,7 @@ def read_predictions(path: str | os.PathLike) -> list[Prediction]:
     path = Path(path)
     if not path.is_file():
         return []
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "results file")
     if not text.endswith("\n"):
         text = text[:text.rfind("\n") + 1]
     out: list[Prediction] = []
@@ -234,11 +247,14 @@ class ResultsFile:
         text = format_predictions(preds, self.fmt)
         if self.fmt == "csv" and (not self.path.is_file() or self.path.stat().st_size == 0):
             text = ",".join(CSV_COLUMNS) + "\n" + text
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise ConfigError(f"{self.path}: cannot write the results ({e.strerror or e})") from None
 
     def replace(self, preds: list[Prediction]) -> None:
         """Rewrite the file with ``preds`` (a temporary file renamed over it)."""
@@ -290,10 +306,11 @@ class RunSummary:
     videos: int
     written: int
     skipped: int
+    failed: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"out": str(self.out), "videos": self.videos, "written": self.written,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "failed": dict(self.failed)}
 
 
 def run_jobs(predictor: Predictor, jobs: list[Job], out: str | os.PathLike, top_k: int = 5,
@@ -301,6 +318,9 @@ def run_jobs(predictor: Predictor, jobs: list[Job], out: str | os.PathLike, top_
     """Localize every job's queries and write the results to ``out`` (JSONL, or CSV by its
     extension), skipping (video, query) pairs already there. Under torchrun (``info``) each
     rank takes every ``world_size``-th pending video and rank 0 merges the part files.
+
+    A video that cannot be decoded (DataError) is logged and listed in the summary's
+    ``failed``; the others are still done, and a rerun tries it again.
     """
     from momentloc.engine.runtime import progress
 
@@ -317,13 +337,19 @@ def run_jobs(predictor: Predictor, jobs: list[Job], out: str | os.PathLike, top_
     pending = [j for j in pending if j.queries]
     skipped = sum(len(j.queries) for j in jobs) - sum(len(j.queries) for j in pending)
     mine = pending[info.rank::info.world_size]
-    written = 0
+    written, failed = 0, {}
     for job in progress(mine, desc="predict", unit="video", enabled=show_progress and info.is_main):
-        preds = predictor.predict(job.path, job.queries, top_k)
+        try:
+            preds = predictor.predict(job.path, job.queries, top_k)
+        except DataError as e:  # a file that cannot be decoded: the others still get done
+            log.warning("%s skipped: %s", job.path, e)
+            failed[job.video] = str(e)
+            continue
         target.append(preds)
         written += len(preds)
     barrier(info)
     if info.is_main and (info.enabled or part_files(out)):
         merge_parts(out, jobs)
-    counts = all_gather_objects((len(mine), written), info)
-    return RunSummary(out, sum(c[0] for c in counts), sum(c[1] for c in counts), skipped)
+    counts = all_gather_objects((len(mine), written, failed), info)
+    return RunSummary(out, sum(c[0] for c in counts), sum(c[1] for c in counts), skipped,
+                      {v: why for c in counts for v, why in c[2].items()})
