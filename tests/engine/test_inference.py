@@ -140,6 +140,13 @@ def test_feature_cache(shapes_run, tmp_path, monkeypatch):
         f.write_bytes(b"broken")
     again, _ = pred.extract_features(video)
     assert calls == [1, 1] and np.array_equal(again, feats)
+    # features of another extractor (other settings) are another entry
+    from momentloc.video.extractors import create_extractor
+
+    other = Predictor(run_dir, cache_dir=tmp_path / "cache")
+    other._extractor = create_extractor("colorhist", grid=2)
+    assert other.extractor.id != pred.extractor.id
+    assert other._cache_file(video) != pred._cache_file(video)
     # no cache at all
     Predictor(run_dir, cache_dir=False).extract_features(video)
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 2
