@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class ConvGRUCell(nn.Module):
@@ -45,17 +46,27 @@ class ConvGRUCell(nn.Module):
         with torch.no_grad():
             self.gates.bias[:hidden_dim].fill_(update_bias)      # z comes first, then r
 
-    def _conv(self, conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel_size == 1:  # a per-node linear map; avoids two transposes
-            return torch.nn.functional.linear(x, conv.weight.squeeze(-1), conv.bias)
-        return conv(x.transpose(1, 2)).transpose(1, 2)
-
     def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> torch.Tensor:
         m = None if mask is None else mask.unsqueeze(-1).to(h.dtype)
         if m is not None and self.kernel_size > 1:
             x, h = x * m, h * m
-        z, r = torch.sigmoid(self._conv(self.gates, torch.cat([x, h], -1))).chunk(2, dim=-1)
-        cand = torch.tanh(self._conv(self.candidate, torch.cat([x, r * h], -1)))
-        out = (1 - z) * h + z * cand
+        # The convolutions over [x; h] as a sum over the x and h parts of their weights (views,
+        # no concatenated inputs): the x parts of all three gates in one product, then the h
+        # parts. h' = h + z (h~ - h) is the same update as (1 - z) h + z h~.
+        dx, hid = x.shape[-1], h.shape[-1]
+        wg, wc = self.gates.weight, self.candidate.weight
+        x_all = self._conv(x, torch.cat([wg[:, :dx], wc[:, :dx]]),
+                           torch.cat([self.gates.bias, self.candidate.bias]))
+        x_gates, x_cand = x_all.split([2 * hid, hid], dim=-1)
+        z, r = torch.sigmoid(x_gates + self._conv(h, wg[:, dx:])).chunk(2, dim=-1)
+        cand = torch.tanh(x_cand + self._conv(r * h, wc[:, dx:]))
+        out = torch.lerp(h, cand, z)
         return out if m is None else out * m
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+              ) -> torch.Tensor:
+        if self.kernel_size == 1:  # a per-node linear map; avoids two transposes
+            return F.linear(x, weight.squeeze(-1), bias)
+        return F.conv1d(x.transpose(1, 2), weight, bias, padding=self.kernel_size // 2
+                        ).transpose(1, 2)

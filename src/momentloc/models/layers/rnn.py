@@ -12,9 +12,17 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 class RNNEncoder(nn.Module):
     """GRU or LSTM over a padded ``(B, T, D_in)`` sequence with a ``(B, T)`` mask.
 
-    Padded steps never influence real ones (the sequence is packed), and outputs at padded
-    steps are zero. ``output_dim`` is the width of the output: with ``bidirectional`` each
-    direction has ``output_dim // 2`` units (common spec B3).
+    Padded steps never influence real ones, and outputs at padded steps are zero.
+    ``output_dim`` is the width of the output: with ``bidirectional`` each direction has
+    ``output_dim // 2`` units (common spec B3). The mask marks a prefix of each sequence
+    (padding at the end).
+
+    The sequence goes through PyTorch's fused RNN (input projections of all steps in one
+    matrix product, both directions in one call) wherever that gives the packed result:
+    with no padding in the batch, and for a unidirectional RNN with padding (padding at the
+    end cannot reach earlier steps; the last state is read at each last real step). Only a
+    bidirectional RNN over a padded batch is packed: there the backward direction must
+    start at each sequence's own last step.
 
     Returns from :meth:`forward`: ``outputs (B, T, output_dim)`` and ``last (B, output_dim)``:
     the top layer's forward state at the last real step concatenated with its backward state
@@ -36,16 +44,23 @@ class RNNEncoder(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         bsz, t, _ = x.shape
-        if mask is None:
-            lengths = torch.full((bsz,), t, dtype=torch.long)
-        else:
-            lengths = mask.sum(1).clamp_min(1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        lengths = None if mask is None else mask.sum(1).clamp_min(1)
+        if lengths is None or bool((lengths == t).all()):       # no padding: one fused call
+            out, state = self.rnn(x)
+            return out, self._last(state)
+        if not self.bidirectional:                               # padding only trails
+            out, _ = self.rnn(x)
+            idx = (lengths - 1).to(out.device)
+            last = out[torch.arange(bsz, device=out.device), idx]
+            keep = torch.arange(t, device=out.device)[None] < idx[:, None] + 1
+            return out * keep.unsqueeze(-1).to(out.dtype), last
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
+        return out, self._last(state)
+
+    def _last(self, state) -> torch.Tensor:
         h = state[0] if isinstance(state, tuple) else state          # (layers*dirs, B, H)
         if self.bidirectional:
-            last = torch.cat([h[-2], h[-1]], dim=-1)                 # fwd at last, bwd at first
-        else:
-            last = h[-1]
-        return out, last
+            return torch.cat([h[-2], h[-1]], dim=-1)                 # fwd at last, bwd at first
+        return h[-1]
