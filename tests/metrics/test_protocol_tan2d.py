@@ -61,3 +61,21 @@ def test_decode_then_score_through_the_prediction_lines():
     assert standard["R1@0.25"] == 1.0    # the standard protocol's >= hit rule
     assert metrics_from_lines([line], EvalConfig(protocol="tan2d", recall_at=(1,),
                                                  iou_thresholds=(0.25,)))["R1@0.25"] == 0.0
+
+
+def test_decode_candidates_dispatches_on_the_protocol():
+    import torch
+
+    from momentloc.engine.predictions import decode_candidates
+
+    spans = torch.tensor([[[0.0, 4.0], [0.0, 3.0], [2.0, 4.0], [3.0, 4.0]]], dtype=torch.float64)
+    scores = torch.tensor([[0.9, 0.8, 0.7, 0.6]], dtype=torch.float64)
+    valid = torch.tensor([[True, True, True, False]])
+    # standard: [0, 4] suppresses [0, 3] (0.75 > 0.5); [2, 4] (0.5) is kept; the invalid cell never
+    keep, kept = decode_candidates(spans, scores, valid, EvalConfig(top_k=3, nms_thresh=0.5))
+    assert keep[0][kept[0]].tolist() == [0, 2]
+    # tan2d: the invalid cell ranks last with score 0 and fills the list; [3, 4] vs [0, 4] and
+    # [2, 4] overlaps 0.25 and 0.5: kept (not > 0.5)
+    keep, kept = decode_candidates(spans, scores, valid,
+                                   EvalConfig(top_k=3, nms_thresh=0.5, protocol="tan2d"))
+    assert keep[0][kept[0]].tolist() == [0, 2, 3]

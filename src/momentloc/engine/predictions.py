@@ -98,6 +98,26 @@ def _cmin_fields(cands: "Candidates", spans: torch.Tensor, durations: torch.Tens
              "picks": {k: rows[b] for k, rows in picks.items()}} for b in range(len(gt))]
 
 
+def decode_candidates(spans: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor,
+                      eval_cfg: EvalConfig, top_k: int | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The moments a query reports, best first: ``keep (B, k)`` indices into the candidates and
+    ``kept (B, k)`` bool. ``eval.protocol: tan2d`` decodes as the 2D-TAN release
+    (metrics/protocol_tan2d.py); otherwise NMS at ``eval.nms_thresh`` (common spec 6).
+
+    Args:
+        spans: ``(B, K, 2)``. scores: ``(B, K)``. valid: ``(B, K)`` bool.
+        top_k: moments per query (default ``eval.top_k``).
+    """
+    k = eval_cfg.top_k if top_k is None else int(top_k)
+    if eval_cfg.protocol == "tan2d":
+        _, keep, kept = tan2d_decode(spans.detach().cpu().double().numpy(),
+                                     scores.detach().cpu().double().numpy(),
+                                     valid.detach().cpu().numpy(), eval_cfg.nms_thresh, k)
+        return torch.from_numpy(keep), torch.from_numpy(kept)
+    return batched_nms(spans, scores, eval_cfg.nms_thresh, k, valid)
+
+
 def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
                         eval_cfg: EvalConfig, full_ranking: bool = False,
                         lengths=None) -> list[dict]:
@@ -131,10 +151,8 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         return _gather_rows(c_spans, c_scores, keep, kept)
 
     if eval_cfg.protocol == "tan2d":
-        _, keep, kept = tan2d_decode(c_spans.numpy(), c_scores.numpy(), c_valid.numpy(),
-                                     eval_cfg.nms_thresh, eval_cfg.top_k)
-        main = _gather_rows(c_spans, c_scores.masked_fill(~c_valid, 0.0),
-                            torch.from_numpy(keep), torch.from_numpy(kept))
+        keep, kept = decode_candidates(c_spans, c_scores, c_valid, eval_cfg)
+        main = _gather_rows(c_spans, c_scores.masked_fill(~c_valid, 0.0), keep, kept)
     else:
         main = nms_rows(eval_cfg.nms_thresh)
     by_iou = {}
