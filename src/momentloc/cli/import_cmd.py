@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "use the one the release used (2D-TAN: glove.6B.300d, CSMGAN: "
                     "glove.840B.300d).",
         epilog=example_epilog(
-            "momentloc import tan2d iter005418-0.4277-0.8062.pkl --preset charades "
+            "momentloc import tan2d iter004257-0.4094-0.8384.pkl --preset charades "
             "--dataset charades-sta-vgg --data-root /data/charades "
             "--glove /data/glove.6B.300d.txt --out runs/tan2d-official",
             "momentloc import csmgan model.pt --preset release_activitynet "
