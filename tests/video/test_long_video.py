@@ -41,6 +41,7 @@ def test_a_long_video_has_one_new_sentence_per_scene_known_to_the_frame():
     assert (changed & during).sum() > 0.9 * during.sum()       # and they do change then
 
 
+@pytest.mark.slow
 def test_the_long_size_shares_the_small_training_videos(tmp_path):
     long = synthesize_shapes("long", 0, tmp_path / "long", videos=(2, 1), long_minutes=1.0)
     small = synthesize_shapes("small", 0, tmp_path / "small", videos=(2, 1), extract=False)
