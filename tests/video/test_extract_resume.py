@@ -131,12 +131,17 @@ def test_a_store_without_sidecar_and_without_parts_is_refused(videos, tmp_path):
         extract_directory(videos, extractor(), out, progress=False)
 
 
-def test_parts_of_another_extractor_are_refused(videos, tmp_path, monkeypatch):
-    out = tmp_path / "f.hdf5"
+def killed_before_the_store(videos, out, monkeypatch):
+    """Every part written, then killed: no store, no sidecar."""
     with monkeypatch.context() as m:
         kill(m, "_write_store", "before")
         with pytest.raises(Killed):
             extract_directory(videos, extractor(), out, progress=False)
+
+
+def test_parts_of_another_extractor_are_refused(videos, tmp_path, monkeypatch):
+    out = tmp_path / "f.hdf5"
+    killed_before_the_store(videos, out, monkeypatch)
     with pytest.raises(ConfigError, match=r"clipA\.npz.*another extractor"):
         extract_directory(videos, create_extractor("colorhist", grid=3, max_side=32), out,
                           progress=False)
@@ -144,10 +149,7 @@ def test_parts_of_another_extractor_are_refused(videos, tmp_path, monkeypatch):
 
 def test_a_part_without_its_extractor_is_extracted_again(videos, tmp_path, monkeypatch):
     out = tmp_path / "f.hdf5"
-    with monkeypatch.context() as m:
-        kill(m, "_write_store", "before")
-        with pytest.raises(Killed):
-            extract_directory(videos, extractor(), out, progress=False)
+    killed_before_the_store(videos, out, monkeypatch)
     part = parts_dir(out) / "clipB.npz"
     with np.load(part) as z:
         features, meta = z["features"], z["meta"]

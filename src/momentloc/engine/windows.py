@@ -103,7 +103,7 @@ def gather_windows(features: np.ndarray, starts: np.ndarray, window: int) -> np.
 
 
 def to_absolute(spans: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-    """Spans ``(n, ...,  2)`` in seconds from their window's start -> seconds from the video's
+    """Spans ``(n, ..., 2)`` in seconds from their window's start -> seconds from the video's
     start, for window offsets ``(n,)`` seconds."""
     return spans + offsets.reshape(-1, *([1] * (spans.dim() - 1))).to(spans.dtype)
 
@@ -179,8 +179,8 @@ def slide(features: np.ndarray, duration: float, score: Scorer, window: int, str
         b, q, k = scores.shape
         spans = spans.double()
         cut = cut_candidates(spans, chunk, window, num, dt).reshape(b * q, k)
-        rows, row_scores, valid = spans.reshape(b * q, k, 2), scores.reshape(b * q, k), \
-            valid.reshape(b * q, k)
+        rows, row_scores = spans.reshape(b * q, k, 2), scores.reshape(b * q, k)
+        valid = valid.reshape(b * q, k)
         # within each (window, query): NMS down to top_k, every row at once
         keep, kept = batched_nms(rows, rank_key(row_scores, valid, cut), nms_thresh, top_k,
                                  valid)
