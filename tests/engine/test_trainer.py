@@ -250,3 +250,16 @@ def test_resume_with_a_mismatched_checkpoint_names_file_tensor_and_shapes(synth_
     assert f"{run / 'checkpoints' / 'last.pt'}: tensor " in err
     assert "in the checkpoint but (" in err and "16" in err and "24" in err
     assert "Traceback" not in err
+
+
+def test_an_early_stopped_run_stays_stopped_when_resumed(synth_card, tmp_path, monkeypatch):
+    scores = iter([0.5, 0.1, 0.1, 0.1])  # epoch 1 is the best; patience 1 stops after epoch 2
+    monkeypatch.setattr(Trainer, "_select_score", lambda self, metrics: next(scores))
+    cfg = fast_cfg(synth_card("charades"), ["train.epochs=4", "train.early_stop_patience=1",
+                                            "data.val_holdout=0.3"])
+    run = tmp_path / "run"
+    first = train(cfg, run)
+    assert first.epochs_run == 2 and first.best_epoch == 1
+    again = train(cfg, run, resume=True)
+    assert again.epochs_run == 2 and again.test_metrics == first.test_metrics
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
