@@ -8,6 +8,7 @@ training and the evaluation branch. Every size is read from the fixture.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,8 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from momentloc.config import load_config
-from momentloc.config.schema import EvalConfig
+from momentloc.config.schema import DataConfig, EvalConfig
 from momentloc.data.batch import Batch
+from momentloc.data.card import FeatureSpec
+from momentloc.data.dataset import GroundingDataset, collate
+from momentloc.data.features import NpyDirStore, write_npy_dir
+from momentloc.data.records import MomentRecord
 from momentloc.data.resample import resample
 from momentloc.data.text import (QueryEncoder, Vocabulary, WordVectorTable, build_embeddings,
                                  tokenize)
@@ -69,17 +74,48 @@ def build(fx: dict):
 
 
 def fixture_batch(fx: dict) -> Batch:
-    """The fixture's inputs as a momentloc batch; the ground truth is given in seconds so
-    that the steps covering it are the official integer frames."""
+    """The fixture's inputs as a momentloc batch, with the source's moments (seconds),
+    durations and raw feature counts (the release's targets are computed from them)."""
     i = fx["inputs"]
-    gt = i["gt"].to(torch.float64)
-    n = i["frame_mask"].sum(1).to(torch.float64)
-    dur = fx["decoded"]["durations"].to(torch.float64)
-    spans = torch.stack([gt[:, 0], gt[:, 1] + 1], -1) * (dur / n)[:, None]
+    data = json.loads(fx["source"]["data_json"])
     qmask = i["word_mask"].bool()
     return Batch(i["frames"].float(), i["frame_mask"].bool(), i["words"].float(),
-                 qmask.long(), qmask, spans.float(), dur.float(),
-                 [{"query_id": str(b), "video_id": str(b)} for b in range(len(gt))])
+                 qmask.long(), qmask, torch.tensor([item[2] for item in data]),
+                 torch.tensor([item[1] for item in data]),
+                 [{"query_id": str(b), "video_id": item[0], "num_features": shape[0]}
+                  for b, (item, shape) in enumerate(zip(data, fx["source"]["raw_feature_shapes"]))])
+
+
+def frames_batch(fx: dict) -> Batch:
+    """:func:`fixture_batch` with the moments in seconds chosen so that the steps covering
+    them are the official ground-truth frames: the evaluation path takes its ground truth
+    from seconds (docs/models/csmgan.md, "Equivalence")."""
+    batch = fixture_batch(fx)
+    gt = fx["inputs"]["gt"].to(torch.float64)
+    n = fx["inputs"]["frame_mask"].sum(1).to(torch.float64)
+    dur = batch.durations.to(torch.float64)
+    batch.spans = (torch.stack([gt[:, 0], gt[:, 1] + 1], -1) * (dur / n)[:, None]).float()
+    return batch
+
+
+def source_dataset(fx: dict, folder) -> GroundingDataset:
+    """The fixture's ``source`` (data json, raw features, word vectors) read by momentloc's
+    dataset from a feature store written to ``folder``, with the preset's data settings."""
+    data = json.loads(fx["source"]["data_json"])
+    raw = fx["source"].get("raw_features") or [
+        torch.zeros(shape) for shape in fx["source"]["raw_feature_shapes"]]
+    dim = raw[0].shape[1]
+    write_npy_dir(folder, [(item[0], r.numpy()) for item, r in zip(data, raw)])
+    vec = fx["source"]["word2vec"]
+    table = WordVectorTable(sorted(vec), np.stack([vec[w].numpy() for w in sorted(vec)]))
+    vocab, vectors = build_embeddings(Vocabulary.build([tokenize(x[3]) for x in data]), table)
+    records = [MomentRecord(str(b), item[0], item[1], item[3], tuple(item[2]))
+               for b, item in enumerate(data)]
+    cfg, _ = build(fx)
+    assert (cfg.data.resample, cfg.data.l2_normalize, cfg.data.pca_dim) == ("pool", False, 0)
+    store = NpyDirStore(folder, FeatureSpec(store="npy_dir", path=str(folder), dim=dim))
+    return GroundingDataset(records, store, vocab, vectors, DataConfig(
+        num_clips=cfg.data.num_clips, max_query_len=cfg.data.max_query_len, cache_features=True))
 
 
 def run(model, batch: Batch, hooks: bool = False):
@@ -134,8 +170,7 @@ def test_parameter_count_and_proposals(built):
     assert layout.num_anchors == fx["meta"]["num_proposals"]
 
 
-def test_targets_equal_the_official_dataset(built):
-    fx, cfg, model, batch = built
+def assert_official_targets(fx: dict, model, batch: Batch) -> None:
     i = fx["inputs"]
     t = model.targets(batch)
     assert torch.equal(t["legal"], i["label_mask"].bool())
@@ -146,6 +181,41 @@ def test_targets_equal_the_official_dataset(built):
     tb = fx["outputs"]["train_branch"]
     assert torch.equal(pos[0], tb["positive_batch_index"])
     assert torch.equal(pos[1], tb["positive_proposal_index"])
+    assert model.cfg.target_grid == "raw_frames"
+
+
+def test_targets_equal_the_official_dataset(built):
+    fx, cfg, model, batch = built
+    assert_official_targets(fx, model, batch)
+
+
+def inclusive_frames(model, batch: Batch) -> torch.Tensor:
+    """The model's ground-truth frames ``(B, 2)`` as inclusive integer steps."""
+    gt = model.target_steps(batch)
+    return torch.stack([gt[:, 0], gt[:, 1] - 1], -1).long()
+
+
+def test_targets_from_the_source_through_the_data_pipeline(golden_csmgan_model, tmp_path):
+    """Every query's targets (ground-truth frames, labels, mask, positives), computed by
+    momentloc from the fixture's ``source`` read through a feature store, the dataset and
+    collate, equal the release's; a second read comes from the feature cache."""
+    _, fx = golden_csmgan_model
+    _, model = build(fx)
+    ds = source_dataset(fx, tmp_path / "feats")
+    for attempt in range(2):
+        batch = collate([ds[b] for b in range(len(ds))])
+        assert [m["num_features"] for m in batch.meta] == [
+            s[0] for s in fx["source"]["raw_feature_shapes"]]
+        assert torch.equal(inclusive_frames(model, batch), fx["inputs"]["gt"].long()), attempt
+        batch.video_feats = fx["inputs"]["frames"].float()   # raw TACoS features: zeros
+        assert_official_targets(fx, model, batch)
+    # the seconds alone (target_grid frames) miss the release's frames on most queries
+    seconds = dataclasses.replace(model.cfg, target_grid="frames")
+    other = create_model("csmgan", seconds, ModelContext(
+        video_dim=batch.video_feats.shape[-1], word_dim=batch.query_feats.shape[-1],
+        num_clips=batch.video_feats.shape[1], max_query_len=batch.query_feats.shape[1]))
+    print(f"\n{fx['meta']['args']['dataset']}: official gt {fx['inputs']['gt'].tolist()}, "
+          f"from seconds {inclusive_frames(other, batch).tolist()}")
 
 
 def test_eval_branch_outputs(built):
@@ -192,7 +262,8 @@ def test_losses_of_both_branches(built):
 def test_decoding_and_recall_through_the_evaluation_path(built):
     """The engine's cmin protocol on the model's own outputs gives the official picks and
     per-query recall (the 1e-5 box differences round the same way here)."""
-    fx, cfg, model, batch = built
+    fx, cfg, model, _ = built
+    batch = frames_batch(fx)
     model.eval()
     out, _ = run(model, batch)
     d = fx["decoded"]

@@ -15,6 +15,7 @@ from momentloc.models.csmgan import (
     HierarchicalSentenceEncoder,
     JointGraphLayer,
     MultiModalIntegration,
+    release_frame_labels,
 )
 from momentloc.models.layers.position import sinusoidal_table
 from momentloc.spans import temporal_iou
@@ -480,6 +481,48 @@ def test_every_preset_builds_and_takes_a_training_step(preset):
     terms, stuck = one_step(model, b, cfg.model.loss_weights)
     assert set(cfg.model.loss_weights) <= set(terms)
     assert not stuck
+
+
+@pytest.mark.parametrize("rows, steps, duration, span, want", [
+    # raw frames 2 and 7 of index [0, 3, 6, 9]: first step >= 2, last step <= 7
+    (10, 4, 10.0, (2.5, 7.9), (1, 2)),
+    # raw end frame 3 equals the last step's number: the release maps it to the last step
+    (10, 4, 10.0, (0.0, 3.5), (0, 3)),
+    # raw frames 4 and 4: start step 2 after end step 1 -> the start moves to the end
+    (10, 4, 10.0, (4.2, 4.8), (1, 1)),
+    # the end at the duration is raw frame 10, clipped to 9
+    (10, 4, 10.0, (6.0, 10.0), (2, 3)),
+    # fewer rows than steps: index [0, 0, 1, 1, 2]
+    (3, 5, 3.0, (1.0, 2.0), (2, 4)),
+    # the fixture's first ActivityNet query (245 rows, 200 steps)
+    (245, 200, 97.3, (10.63, 60.04), (22, 123)),
+])
+def test_release_frame_labels_by_hand(rows, steps, duration, span, want):
+    """The release's ground-truth frames from the raw feature count (hand-computed); steps
+    padded past the video's real ones change nothing."""
+    for grid in (steps, steps + 3):
+        gt = release_frame_labels(torch.tensor([span]), torch.tensor([duration]),
+                                  torch.tensor([rows]), torch.tensor([steps]), grid)
+        assert gt.dtype == torch.float64 and gt.tolist() == [[want[0], want[1] + 1]]
+
+
+def test_raw_frame_targets_read_the_raw_count_from_the_batch():
+    b = make_batch(t=16, real_t=(16, 16))
+    model = CSMGAN(tiny_cfg(target_grid="raw_frames", align_target="iou_over_max"), DV, DW)
+    at_steps = model.target_steps(b)              # no raw count: the features' own 16 rows
+    for m, n in zip(b.meta, (16, 16)):
+        m["num_features"] = n
+    assert torch.equal(model.target_steps(b), at_steps)
+    b.meta[0]["num_features"], b.meta[1]["num_features"] = 1000, 37
+    want = release_frame_labels(b.spans, b.durations, torch.tensor([1000, 37]),
+                                torch.tensor([16, 16]), 16)
+    assert torch.equal(model.target_steps(b), want) and not torch.equal(want, at_steps)
+    t = model.targets(b)
+    iou = model.head.layout(16, "cpu").to(torch.float64).iou_steps(want) * t["legal"]
+    assert torch.allclose(t["align"], (iou / iou.amax(1, keepdim=True)).float())
+    b.meta[1]["num_features"] = 0
+    with pytest.raises(ValueError, match=r"num_features.*query '1'.*got 0"):
+        model.targets(b)
 
 
 # ---------------------------------------------------------------- learning

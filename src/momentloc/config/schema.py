@@ -85,15 +85,24 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimizer and learning-rate schedule."""
+    """Optimizer and learning-rate schedule.
 
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    ``fairseq_adam`` is fairseq's Adam (the CSMGAN release's solver): weight decay applied to
+    the weights like AdamW, and ``eps`` added to ``sqrt(v)`` before the bias correction.
+    ``warmup_init_lr``: None, the k-th update (k = 0, 1, ...) of the warm-up uses
+    ``lr (k + 1) / warmup_steps``; a value, fairseq's rule ``warmup_init_lr + k (lr -
+    warmup_init_lr) / warmup_steps``, with ``inverse_sqrt`` then ``lr sqrt(warmup_steps / k)``.
+    """
+
+    name: Literal["adam", "adamw", "fairseq_adam", "sgd"] = "adam"
     lr: float = 1e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
     momentum: float = 0.9
     scheduler: Literal["none", "cosine", "step", "inverse_sqrt", "plateau"] = "none"
     warmup_steps: int = 0
+    warmup_init_lr: float | None = None
     step_size: int = 10
     gamma: float = 0.1
     min_lr: float = 0.0
@@ -248,6 +257,7 @@ RANGES: dict[str, dict[str, Range]] = {
              "feature_dim": NON_NEGATIVE},
     "optim": {"lr": POSITIVE, "weight_decay": NON_NEGATIVE, "betas": FRACTION,
               "momentum": FRACTION, "warmup_steps": NON_NEGATIVE, "step_size": AT_LEAST_1,
+              "eps": POSITIVE, "warmup_init_lr": NON_NEGATIVE,
               "gamma": Range(0.0, 1.0, lo_open=True, hi_open=True), "min_lr": NON_NEGATIVE},
     "train": {"epochs": AT_LEAST_1, "batch_size": AT_LEAST_1, "eval_batch_size": AT_LEAST_1,
               "grad_clip": NON_NEGATIVE, "seed": Range(0.0, 2.0**32 - 1),

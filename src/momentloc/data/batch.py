@@ -20,7 +20,9 @@ class Batch:
         spans: ``(B, 2)`` float target (start, end) in seconds.
         durations: ``(B,)`` float video durations in seconds.
         meta: one dict per sample: ``query_id``, ``video_id``, ``query``,
-            ``annotator_spans`` (list of [start, end]).
+            ``annotator_spans`` (list of [start, end]) and, when read from a feature store,
+            ``num_features`` (the video's feature rows before resampling; CSMGAN's release
+            targets are computed from it).
     """
 
     video_feats: torch.Tensor

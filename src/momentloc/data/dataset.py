@@ -48,7 +48,8 @@ class Sample:
         video_feats: ``(N, Dv)`` float32. video_mask: ``(N,)`` bool.
         query_ids: ``(L,)`` int64, 1 <= L <= max_query_len. query_feats: ``(L, Dw)`` float32.
         span: ``(start, end)`` seconds. duration: seconds.
-        meta: ``query_id``, ``video_id``, ``query``, ``annotator_spans``.
+        meta: ``query_id``, ``video_id``, ``query``, ``annotator_spans`` and, from a feature
+            store, ``num_features`` (the video's feature rows before resampling).
     """
 
     video_feats: np.ndarray
@@ -149,26 +150,32 @@ class GroundingDataset(Dataset):
 
     def video(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
         """Model-ready ``(feats (N, Dv), mask (N,))`` of one video (cached when enabled)."""
+        return self._video(video_id)[:2]
+
+    def _video(self, video_id: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """:meth:`video` and the number of raw feature rows it was resampled from."""
         hit = self.cache.get(video_id) if self.cache is not None else None
         if hit is not None:
-            return hit
-        out = encode_features(self.store.get(video_id), self.cfg, self._pca)
+            return hit[0], hit[1], int(hit[2])
+        raw = self.store.get(video_id)
+        feats, mask = encode_features(raw, self.cfg, self._pca)
         if self.cache is not None:
-            self.cache.put(video_id, out)
-        return out
+            self.cache.put(video_id, (feats, mask, np.asarray(len(raw), dtype=np.int64)))
+        return feats, mask, len(raw)
 
     def __len__(self) -> int:
         return len(self.records)
 
     def __getitem__(self, i: int) -> Sample:
         r = self.records[i]
-        feats, mask = self.video(r.video_id)
+        feats, mask, num_features = self._video(r.video_id)
         ids = self._query_ids[i]
         return Sample(
             video_feats=feats, video_mask=mask, query_ids=ids,
             query_feats=self.encoder.word_vectors[ids], span=r.span, duration=r.duration,
             meta={"query_id": r.query_id, "video_id": r.video_id, "query": r.query,
-                  "annotator_spans": [list(s) for s in r.annotator_spans]})
+                  "annotator_spans": [list(s) for s in r.annotator_spans],
+                  "num_features": num_features})
 
 
 def collate(samples: Sequence[Sample]) -> Batch:

@@ -101,9 +101,11 @@ class CSMGANConfig(ModelConfig):
             release, ``< num_steps`` (n; half a step past the last one is allowed).
         anchor_rounding: ``none`` or ``trunc``: offsets refine the anchors truncated toward
             zero (the release adds them to integer proposals; targets keep the exact ones).
-        target_grid: ``continuous`` (ground truth ``[s n/T, e n/T)`` in fractional steps) or
-            ``frames`` (snapped to the inclusive integer steps that cover it, the release's
-            frame labels; IoU and offset targets are then on integer frames).
+        target_grid: ``continuous`` (ground truth ``[s n/T, e n/T)`` in fractional steps),
+            ``frames`` (snapped to the inclusive integer steps that cover it; IoU and offset
+            targets are then on integer frames) or ``raw_frames`` (the release's frame labels,
+            from the video's raw feature count ``meta["num_features"]``, which datasets read
+            from a feature store set: :func:`release_frame_labels`).
         align_norm: average the alignment BCE over the ``legal`` anchors or over ``all``
             anchors of the batch (the release's mean over B x K with illegal ones at 0).
         boundary_reduction: the two boundary terms of an anchor are summed (``sum``, eq. 18)
@@ -149,7 +151,7 @@ class CSMGANConfig(ModelConfig):
     convgru_init: Literal["default", "orthogonal"] = "default"
     legal_end: Literal["last_step", "num_steps"] = "last_step"
     anchor_rounding: Literal["none", "trunc"] = "none"
-    target_grid: Literal["continuous", "frames"] = "continuous"
+    target_grid: Literal["continuous", "frames", "raw_frames"] = "continuous"
     align_norm: Literal["legal", "all"] = "legal"
     boundary_reduction: Literal["sum", "mean"] = "sum"
 
@@ -357,6 +359,49 @@ class MultiModalIntegration(nn.Module):
         return torch.cat([video, attn @ query], -1), attn                  # eq. 14, f_t
 
 
+def num_features(batch: Batch) -> torch.Tensor:
+    """``(B,)`` long: each sample's feature rows before resampling, ``meta["num_features"]``
+    (set by datasets read from a feature store); a sample without it counts its real steps
+    (features given at the model's resolution: random benchmark batches, tests)."""
+    steps = batch.video_mask.sum(1).tolist()
+    rows = []
+    for b, n in enumerate(steps):
+        m = batch.meta[b].get("num_features", n) if b < len(batch.meta) else n
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"meta['num_features'] of query "
+                             f"{batch.meta[b].get('query_id', b)!r} must be a positive number of "
+                             f"feature rows, got {m!r}")
+        rows.append(m)
+    return torch.tensor(rows, dtype=torch.long, device=batch.spans.device)
+
+
+def release_frame_labels(spans: torch.Tensor, durations: torch.Tensor, num_rows: torch.Tensor,
+                         lengths: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """``(B, 2)`` float64 ``[start, end + 1)``: the CSMGAN release's inclusive ground-truth
+    steps, computed from the raw feature count M of each video.
+
+    Raw frames ``int(t M / duration)`` of both ends (the end clipped to ``M - 1``, the start to
+    at most the end); the n steps resample raw frames ``index_i = trunc(i (M - 1) / (n - 1))``
+    (the last is ``M - 1``); the start is the first step with ``index_i >= start``, the end the
+    last with ``index_i <= end``, or ``n - 1`` when the raw end frame equals ``n - 1`` (the
+    release compares it with the resampled length); an end before the start moves the start
+    to it. Seconds arrive as float32, so a time within float32 rounding of a raw frame
+    boundary can land one frame off the release's float64 arithmetic.
+    """
+    f64 = torch.float64
+    m, n = num_rows.to(f64), lengths.to(f64)
+    raw = torch.trunc(spans.to(f64) * (m / durations.to(f64).clamp_min(1e-12))[:, None])
+    end = torch.minimum(raw[:, 1], m - 1).clamp_min(0)
+    start = torch.minimum(raw[:, 0], end).clamp_min(0)
+    i = torch.arange(num_steps, device=spans.device, dtype=f64)[None]          # (1, T)
+    index = torch.trunc(i * ((m - 1) / (n - 1).clamp_min(1))[:, None])         # (B, T)
+    index = torch.where(i == (n - 1)[:, None], (m - 1)[:, None], index)
+    index = torch.where(i < n[:, None], index, torch.inf)                       # padded steps
+    first = (index < start[:, None]).sum(1).to(f64)
+    last = torch.where(end == n - 1, n - 1, (index <= end[:, None]).sum(1).to(f64) - 1)
+    return torch.stack([torch.minimum(first, last), last + 1], -1)
+
+
 class CSMGAN(GroundingModel):
     """The full network; see the module docstring. Build with :func:`build_csmgan`."""
 
@@ -431,15 +476,24 @@ class CSMGAN(GroundingModel):
     def _legal(self, layout: AnchorLayout, lengths: torch.Tensor) -> torch.Tensor:
         return layout.legal(lengths, end_before_length=self.cfg.legal_end == "num_steps")
 
+    def target_steps(self, batch: Batch) -> torch.Tensor:
+        """``(B, 2)`` the ground truth ``[start, end)`` in steps as ``target_grid`` places it
+        (float64 integer steps on the frame grids)."""
+        lengths = batch.video_mask.sum(1)
+        if self.cfg.target_grid == "raw_frames":
+            return release_frame_labels(batch.spans, batch.durations, num_features(batch),
+                                        lengths, batch.video_feats.shape[1])
+        gt = ground_truth_steps(batch.spans, batch.durations, lengths)
+        return frame_ground_truth(gt).double() if self.cfg.target_grid == "frames" else gt
+
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-anchor training targets: ``align`` ``(B, K)`` soft labels, ``offsets``
         ``(B, K, 2)`` in steps, ``legal`` and ``positive`` ``(B, K)`` bool."""
         cfg = self.cfg
         lengths = batch.video_mask.sum(1)
         layout, refined = self._layouts(batch)
-        gt = ground_truth_steps(batch.spans, batch.durations, lengths)
-        if cfg.target_grid == "frames":   # the release's integer frame labels, exact IoUs
-            gt = frame_ground_truth(gt).double()
+        gt = self.target_steps(batch)
+        if cfg.target_grid != "continuous":   # integer frame labels, exact IoUs
             layout, refined = layout.to(torch.float64), refined.to(torch.float64)
         iou = layout.iou_steps(gt)
         offsets = refined.offsets_steps(gt).to(batch.spans.dtype)
