@@ -175,19 +175,13 @@ def convert(state: dict[str, torch.Tensor], cfg: ExperimentConfig) -> dict[str, 
         ConfigError: a tensor whose shape differs from the config's model (naming the official
             tensor and both shapes), a tensor with no counterpart, or a missing one.
     """
-    from momentloc.models.base import ModelContext
-    from momentloc.models.registry import create_model
-    from momentloc.official import check_shapes
+    from momentloc.official import check_against_config
 
     if cfg.model_name != "csmgan":
         raise ConfigError(f"the CSMGAN converter builds model 'csmgan', the config is for "
                           f"{cfg.model_name!r}")
     weights, origin = _rename(state)
     words = _need(state, "sentence_encoder.unigram_conv.weight")               # (Dw, Dw, 1)
-    inferred = infer_overrides(state)["data.feature_dim"]
-    ctx = ModelContext(video_dim=cfg.data.pca_dim or cfg.data.feature_dim or int(inferred),
-                       word_dim=int(words.shape[1]), num_clips=cfg.data.num_clips,
-                       max_query_len=cfg.data.max_query_len)
-    reference = create_model("csmgan", cfg.model, ctx)
-    check_shapes(weights, reference.state_dict(), origin)
+    check_against_config(weights, origin, cfg, int(infer_overrides(state)["data.feature_dim"]),
+                         int(words.shape[1]))
     return weights
