@@ -104,6 +104,7 @@ def run_dir_lock(run_dir, out, purpose: str):
     from momentloc.engine.lock import RunLock
 
     run_dir, out = Path(run_dir).resolve(), Path(out).resolve()
-    if out == run_dir or run_dir in out.parents:
+    is_run = (run_dir / "config.yaml").is_file()  # else the command fails, creating nothing
+    if is_run and (out == run_dir or run_dir in out.parents):
         return RunLock(run_dir, purpose)
     return contextlib.nullcontext()
