@@ -79,7 +79,8 @@ def test_sample_and_collate(toy):
     assert (batch.query_feats[~batch.query_mask] == 0).all()
     assert batch.spans.tolist() == [[1.0, 3.0]] * 3 and batch.durations.tolist() == [10.0] * 3
     assert batch.meta[2] == {"query_id": "t2", "video_id": "v2", "query": "person walks away",
-                             "annotator_spans": [], "num_features": 11}  # rows before resampling
+                             "annotator_spans": [], "num_features": 11,  # rows before resampling
+                             "span_rows": [1.0 * 1.1, 3.0 * 1.1]}        # and the moment on them
     assert len(batch) == 3
 
 

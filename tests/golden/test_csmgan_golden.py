@@ -82,7 +82,8 @@ def fixture_batch(fx: dict) -> Batch:
     return Batch(i["frames"].float(), i["frame_mask"].bool(), i["words"].float(),
                  qmask.long(), qmask, torch.tensor([item[2] for item in data]),
                  torch.tensor([item[1] for item in data]),
-                 [{"query_id": str(b), "video_id": item[0], "num_features": shape[0]}
+                 [{"query_id": str(b), "video_id": item[0], "num_features": shape[0],
+                   "span_rows": [t * (shape[0] / item[1]) for t in item[2]]}
                   for b, (item, shape) in enumerate(zip(data, fx["source"]["raw_feature_shapes"]))])
 
 
@@ -209,6 +210,7 @@ def test_targets_from_the_source_through_the_data_pipeline(golden_csmgan_model, 
         assert torch.equal(inclusive_frames(model, batch), fx["inputs"]["gt"].long()), attempt
         batch.video_feats = fx["inputs"]["frames"].float()   # raw TACoS features: zeros
         assert_official_targets(fx, model, batch)
+        assert len(ds.cache) == len(ds.video_ids)
     # the seconds alone (target_grid frames) miss the release's frames on most queries
     seconds = dataclasses.replace(model.cfg, target_grid="frames")
     other = create_model("csmgan", seconds, ModelContext(

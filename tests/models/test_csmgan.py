@@ -500,9 +500,9 @@ def test_every_preset_builds_and_takes_a_training_step(preset):
 def test_release_frame_labels_by_hand(rows, steps, duration, span, want):
     """The release's ground-truth frames from the raw feature count (hand-computed); steps
     padded past the video's real ones change nothing."""
+    at = torch.tensor([span], dtype=torch.float64) * (rows / duration)
     for grid in (steps, steps + 3):
-        gt = release_frame_labels(torch.tensor([span]), torch.tensor([duration]),
-                                  torch.tensor([rows]), torch.tensor([steps]), grid)
+        gt = release_frame_labels(at, torch.tensor([rows]), torch.tensor([steps]), grid)
         assert gt.dtype == torch.float64 and gt.tolist() == [[want[0], want[1] + 1]]
 
 
@@ -514,9 +514,14 @@ def test_raw_frame_targets_read_the_raw_count_from_the_batch():
         m["num_features"] = n
     assert torch.equal(model.target_steps(b), at_steps)
     b.meta[0]["num_features"], b.meta[1]["num_features"] = 1000, 37
-    want = release_frame_labels(b.spans, b.durations, torch.tensor([1000, 37]),
-                                torch.tensor([16, 16]), 16)
+    rows = b.spans.double() * (torch.tensor([1000, 37]) / b.durations.double())[:, None]
+    want = release_frame_labels(rows, torch.tensor([1000, 37]), torch.tensor([16, 16]), 16)
     assert torch.equal(model.target_steps(b), want) and not torch.equal(want, at_steps)
+    # the moment's rows as the dataset computed them (float64) take precedence
+    b.meta[1]["span_rows"] = [3.0, 20.5]
+    want[1] = release_frame_labels(torch.tensor([[3.0, 20.5]], dtype=torch.float64),
+                                   torch.tensor([37]), torch.tensor([16]), 16)[0]
+    assert torch.equal(model.target_steps(b), want)
     t = model.targets(b)
     iou = model.head.layout(16, "cpu").to(torch.float64).iou_steps(want) * t["legal"]
     assert torch.allclose(t["align"], (iou / iou.amax(1, keepdim=True)).float())

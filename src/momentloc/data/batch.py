@@ -21,8 +21,8 @@ class Batch:
         durations: ``(B,)`` float video durations in seconds.
         meta: one dict per sample: ``query_id``, ``video_id``, ``query``,
             ``annotator_spans`` (list of [start, end]) and, when read from a feature store,
-            ``num_features`` (the video's feature rows before resampling; CSMGAN's release
-            targets are computed from it).
+            ``num_features`` and ``span_rows`` (the video's feature rows before resampling and
+            the moment on them, float64; CSMGAN's release targets are computed from them).
     """
 
     video_feats: torch.Tensor

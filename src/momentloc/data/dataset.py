@@ -49,7 +49,9 @@ class Sample:
         query_ids: ``(L,)`` int64, 1 <= L <= max_query_len. query_feats: ``(L, Dw)`` float32.
         span: ``(start, end)`` seconds. duration: seconds.
         meta: ``query_id``, ``video_id``, ``query``, ``annotator_spans`` and, from a feature
-            store, ``num_features`` (the video's feature rows before resampling).
+            store, ``num_features`` (M, the video's feature rows before resampling) and
+            ``span_rows`` (the moment on those rows, ``[start, end] * (M / duration)`` in
+            float64).
     """
 
     video_feats: np.ndarray
@@ -175,7 +177,8 @@ class GroundingDataset(Dataset):
             query_feats=self.encoder.word_vectors[ids], span=r.span, duration=r.duration,
             meta={"query_id": r.query_id, "video_id": r.video_id, "query": r.query,
                   "annotator_spans": [list(s) for s in r.annotator_spans],
-                  "num_features": num_features})
+                  "num_features": num_features,
+                  "span_rows": [t * (num_features / r.duration) for t in r.span]})
 
 
 def collate(samples: Sequence[Sample]) -> Batch:
