@@ -153,3 +153,16 @@ def test_provenance_says_what_produced_a_result():
     line = provenance_line(p)
     assert line.startswith("produced with: seed 3 | ") and f"torch {torch.__version__}" in line
     assert json.loads(json.dumps(p)) == p
+
+
+def test_paper_tables_say_what_produced_their_rows():
+    from momentloc.engine.tables import format_paper_table, load_table
+
+    table = load_table("cimha-ablation")
+    p = provenance(0, "cpu")
+    results = [{"label": r.label, "metrics": {"R1@0.5": 0.5}, "prior_baseline": {"R1@0.5": 0.2},
+                "paper": r.paper, "provenance": p} for r in table.rows[:2]]
+    text = format_paper_table(table, results)
+    assert text.count("produced with: seed 0 |") == 1  # one line for rows produced alike
+    results[1]["provenance"] = provenance(1, "cpu")
+    assert "produced with: seed 1 |" in format_paper_table(table, results)

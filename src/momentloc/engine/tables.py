@@ -125,8 +125,9 @@ def run_table(table: PaperTable, dataset: str | None, data_root: str | None, out
             res = train(cfg, run_dir, resume=(run_dir / "checkpoints" / "last.pt").is_file(),
                         overwrite=True)
             metrics, prior = res.test_metrics, res.baseline_metrics
+        provenance = json.loads(done.read_text()).get("provenance") if done.is_file() else None
         results.append({"label": row.label, "run_dir": str(run_dir), "metrics": metrics,
-                        "prior_baseline": prior, "paper": row.paper})
+                        "prior_baseline": prior, "paper": row.paper, "provenance": provenance})
     return results
 
 
@@ -151,4 +152,9 @@ def format_paper_table(table: PaperTable, results: list[dict]) -> str:
         text += "\n\n" + "\n".join(textwrap.fill(n, 100, subsequent_indent="  ") for n in notes)
     if table.notes:
         text += "\n\n" + textwrap.fill(table.notes, 100)
+    from momentloc.engine.runs import provenance_line
+
+    produced = sorted({provenance_line(r["provenance"]) for r in results if r.get("provenance")})
+    if produced:
+        text += "\n\n" + "\n".join(produced)
     return text
