@@ -56,3 +56,22 @@ def test_rnn_encoder_without_mask_and_empty_sequence(bidirectional):
     ref_out, ref_last = packed_reference(enc, x, mask)
     assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(last, ref_last, atol=1e-6)
     assert out[1, 0].abs().sum() > 0 and torch.equal(out[1, 1:], torch.zeros(4, 4))
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_rnn_encoder_dropout_between_layers_ignores_padding(cell):
+    torch.manual_seed(2)
+    enc = RNNEncoder(3, 6, cell=cell, num_layers=3, dropout=0.5).train()
+    x = torch.randn(3, 5, 3)
+    mask = torch.arange(5)[None] < torch.tensor([5, 2, 4])[:, None]
+    noisy = torch.where(mask[..., None], x, torch.randn_like(x) * 100)
+    torch.manual_seed(3)
+    out, last = enc(x, mask)
+    torch.manual_seed(3)
+    out2, last2 = enc(noisy, mask)
+    assert torch.allclose(out, out2, atol=1e-6) and torch.allclose(last, last2, atol=1e-6)
+    torch.manual_seed(4)
+    out3, _ = enc(x, mask)
+    assert not torch.allclose(out, out3)            # dropout acts between the layers
+    enc.eval()
+    assert torch.allclose(enc(x, mask)[0], packed_reference(enc, x, mask)[0], atol=1e-6)

@@ -6,7 +6,7 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn import functional as F
 
 
 class RNNEncoder(nn.Module):
@@ -18,11 +18,12 @@ class RNNEncoder(nn.Module):
     (padding at the end).
 
     The sequence goes through PyTorch's fused RNN (input projections of all steps in one
-    matrix product, both directions in one call) wherever that gives the packed result:
-    with no padding in the batch, and for a unidirectional RNN with padding (padding at the
-    end cannot reach earlier steps; the last state is read at each last real step). Only a
-    bidirectional RNN over a padded batch is packed: there the backward direction must
-    start at each sequence's own last step.
+    matrix product) with the result of packing, which on CPU runs step by step without it:
+    with no padding in the batch, both directions in one call; a unidirectional RNN with
+    padding in one call too (padding at the end cannot reach earlier steps; the last state is
+    read at each last real step); a bidirectional RNN over a padded batch one direction at a
+    time, the backward one over every sequence reversed within its own length, so that it
+    starts at its own last real step.
 
     Returns from :meth:`forward`: ``outputs (B, T, output_dim)`` and ``last (B, output_dim)``:
     the top layer's forward state at the last real step concatenated with its backward state
@@ -32,6 +33,7 @@ class RNNEncoder(nn.Module):
     def __init__(self, input_dim: int, output_dim: int, cell: Literal["gru", "lstm"] = "gru",
                  bidirectional: bool = True, num_layers: int = 1, dropout: float = 0.0):
         super().__init__()
+        self.cell = cell
         if bidirectional and output_dim % 2:
             raise ValueError(f"a bidirectional RNN needs an even output_dim, got {output_dim}")
         rnn_cls = {"gru": nn.GRU, "lstm": nn.LSTM}[cell]
@@ -54,10 +56,39 @@ class RNNEncoder(nn.Module):
             last = out[torch.arange(bsz, device=out.device), idx]
             keep = torch.arange(t, device=out.device)[None] < idx[:, None] + 1
             return out * keep.unsqueeze(-1).to(out.dtype), last
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
-        return out, self._last(state)
+        return self._by_direction(x, lengths)
+
+    def _by_direction(self, x: torch.Tensor, lengths: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A bidirectional RNN over right-padded sequences, layer by layer, each direction in
+        one fused call: the backward direction reads each sequence reversed within its length
+        (a permutation that is its own inverse), so padding trails in both directions."""
+        rnn, (bsz, t, _) = self.rnn, x.shape
+        steps = torch.arange(t, device=x.device)[None]
+        lengths = lengths.to(x.device)[:, None]
+        real = steps < lengths                                            # (B, T)
+        rev = torch.where(real, lengths - 1 - steps, steps)[..., None]    # (B, T, 1)
+        weights = rnn._flat_weights
+        per_dir = len(weights) // (2 * rnn.num_layers)
+        fn = torch._VF.gru if self.cell == "gru" else torch._VF.lstm
+        h0 = x.new_zeros(1, bsz, rnn.hidden_size)
+        hx = h0 if self.cell == "gru" else (h0, h0)
+        inp = x
+        for layer in range(rnn.num_layers):
+            if layer and rnn.dropout and self.training:
+                inp = F.dropout(inp, rnn.dropout, training=True)
+            outs = []
+            for direction in range(2):
+                first = (2 * layer + direction) * per_dir
+                seq = inp if direction == 0 else inp.gather(1, rev.expand_as(inp))
+                out = fn(seq, hx, weights[first:first + per_dir], rnn.bias, 1, 0.0,
+                         self.training, False, True)[0]
+                outs.append(out if direction == 0 else out.gather(1, rev.expand_as(out)))
+            inp = torch.cat(outs, -1)
+        out = inp * real.unsqueeze(-1).to(inp.dtype)
+        fwd, bwd = out.split(rnn.hidden_size, dim=-1)
+        last = torch.cat([fwd[torch.arange(bsz, device=x.device), lengths[:, 0] - 1], bwd[:, 0]], -1)
+        return out, last
 
     def _last(self, state) -> torch.Tensor:
         h = state[0] if isinstance(state, tuple) else state          # (layers*dirs, B, H)
