@@ -25,13 +25,10 @@ log = logging.getLogger("momentloc.inference")
 
 
 def checkpoint_path(run_dir: Path, which: str) -> Path:
-    p = Path(which)
-    if p.suffix == ".pt":
-        return p
-    path = run_dir / "checkpoints" / f"{which}.pt"
-    if which == "best" and not path.is_file():
-        path = run_dir / "checkpoints" / "last.pt"
-    return path
+    """``best``, ``last`` or a ``.pt`` path; ``best`` never silently means another file."""
+    from momentloc.engine.checkpoint import resolve_checkpoint
+
+    return resolve_checkpoint(run_dir, which)
 
 
 def load_model(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device = "cpu"):
@@ -57,29 +54,13 @@ def load_model(run_dir: str | Path, checkpoint: str = "best", device: str | torc
 
 
 def evaluate_run(run_dir: str | Path, split: str | None = None, checkpoint: str = "best",
-                 device: str | torch.device = "cpu", write: bool = True) -> dict:
-    """Evaluate a run's model on ``split`` (default: its test role). Writes
-    ``predictions_<split>.jsonl`` and ``metrics.json`` into the run dir when ``write``."""
-    from momentloc.data.records import atomic_write_text
-    from momentloc.engine.baseline import prior_metrics_for
-    from momentloc.engine.distributed import DistInfo
-    from momentloc.engine.evaluator import predict_lines, score_lines
-    from momentloc.engine.predictions import write_predictions
+                 device: str | torch.device = "cpu", write: bool = True,
+                 overwrite: bool = False) -> dict:
+    """Evaluate a run's model on ``split`` (default: its test role); see
+    :func:`momentloc.engine.runs.evaluate_into_run` (what is written, and where)."""
+    from momentloc.engine.runs import evaluate_into_run
 
-    run_dir = Path(run_dir)
-    model, cfg, card, data = load_model(run_dir, checkpoint, device)
-    role, dataset = data.dataset_for(split)
-    lines = predict_lines(model, dataset, cfg.eval, cfg.train.eval_batch_size, torch.device(device),
-                          DistInfo(), full_ranking=card.protocol == "didemo")
-    metrics = score_lines(lines, cfg, card)
-    split_name = data.split_name(role) if split is None else split
-    baseline = prior_metrics_for(data.records("train"), dataset.records, cfg, card)
-    out = {"split": split_name, "checkpoint": checkpoint, "metrics": metrics, "prior_baseline": baseline,
-           "features": card.features.describe() if card.features else None}
-    if write:
-        write_predictions(run_dir / f"predictions_{split_name}.jsonl", lines)
-        atomic_write_text(run_dir / "metrics.json", json.dumps(out, indent=2))
-    return out
+    return evaluate_into_run(run_dir, split, checkpoint, device, write, overwrite)
 
 
 # -- results ---------------------------------------------------------------------------------
