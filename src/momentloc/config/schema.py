@@ -117,7 +117,8 @@ class TrainConfig:
 
     Attributes:
         epochs: epoch budget. batch_size: per process (DDP multiplies it by the world size).
-        grad_clip: max global gradient norm (0 = off). amp: bf16/fp16 autocast on CUDA.
+        grad_clip: max global gradient norm (0 = off). amp: bf16/fp16 autocast on CUDA; bf16
+            on a CPU with bf16 units (else fp32, with a warning).
         seed: seeds Python, NumPy and torch; deterministic: torch deterministic algorithms.
         select_metric: validation metric for best-checkpoint selection (``R1@0.5``, ``mIoU``).
         early_stop_patience: stop after this many evaluations without improvement (0 = off).

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
 
+import numpy as np
 import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from momentloc.config.schema import ExperimentConfig
 from momentloc.data.batch import Batch
+from momentloc.data.dataset import Sample, collate
 from momentloc.models.base import ModelContext
 from momentloc.models.registry import create_model
 from momentloc.spans import batched_nms
@@ -76,14 +81,16 @@ def _peak_mib(device: torch.device) -> tuple[str, float]:
 
 def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warmup: int = 2,
               batch_size: int | None = None, video_dim: int | None = None) -> dict:
-    """Train steps/s and inference queries/s of ``cfg``'s model at the preset's sizes."""
+    """Train steps/s and inference queries/s of ``cfg``'s model at the preset's sizes (the
+    training step is the trainer's: forward, loss, backward, the preset's optimizer)."""
+    from momentloc.engine.optim import build_optimizer
     from momentloc.engine.runtime import autocast, progress
     from momentloc.engine.trainer import weighted_loss
 
     ctx = bench_context(cfg, video_dim)
     bsz = batch_size or cfg.train.batch_size
     model = create_model(cfg.model_name, cfg.model, ctx).to(device)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    opt = build_optimizer(model.parameters(), cfg.optim)
     batch = random_batch(ctx, bsz, device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -125,4 +132,182 @@ def run_bench(cfg: ExperimentConfig, device: torch.device, steps: int = 10, warm
         "num_clips": ctx.num_clips, "video_dim": ctx.video_dim, "max_query_len": ctx.max_query_len,
         "num_params": n_params, "train_step_ms": 1000 * train_s, "train_samples_per_s": bsz / train_s,
         "inference_queries_per_s": bsz / infer_s, mem_name: mem, "threads": torch.get_num_threads(),
+    }
+
+
+# ----------------------------------------------------------------------------- one epoch
+# (train, test) queries of each benchmark as the presets use it (docs/data.md).
+SPLIT_SIZES = {
+    "charades-sta": (12408, 3720), "charades-sta-vgg": (12408, 3720),
+    "activitynet-captions": (37421, 17031), "tacos": (9790, 4001), "didemo": (33005, 4021),
+}
+
+
+class RandomGroundingSet(Dataset):
+    """``n`` random samples of a context's sizes, as a dataset yields them (numpy arrays, one
+    :class:`Sample` per query): videos drawn from a pool (queries share videos), query lengths
+    from half to all of ``max_query_len`` words, spans inside durations of 20-200 s; with
+    ``pad_video`` videos have 50-100% real clips."""
+
+    def __init__(self, ctx: ModelContext, n: int, seed: int = 0, pad_video: bool = False,
+                 pool: int = 64):
+        rng = np.random.default_rng(seed)
+        t, lq = ctx.num_clips, ctx.max_query_len
+        self.n = n
+        self.videos = rng.standard_normal((min(pool, n), t, ctx.video_dim), dtype=np.float32)
+        vlen = rng.integers(max(1, t // 2), t + 1, len(self.videos)) if pad_video \
+            else np.full(len(self.videos), t)
+        self.masks = np.arange(t)[None] < vlen[:, None]
+        self.videos *= self.masks[..., None]
+        self.word_vectors = (ctx.word_vectors.numpy() if ctx.word_vectors is not None
+                             else rng.standard_normal((ctx.vocab_size, ctx.word_dim), dtype=np.float32))
+        self.qlen = rng.integers(max(1, lq // 2), lq + 1, n)
+        self.ids = rng.integers(2, ctx.vocab_size, (n, lq))
+        self.durations = 20 + 180 * rng.random(n)
+        ab = np.sort(rng.random((n, 2)), 1) * (self.durations * vlen[np.arange(n) % len(vlen)] / t)[:, None]
+        self.spans = ab
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> Sample:
+        v = i % len(self.videos)
+        ids = self.ids[i, :self.qlen[i]]
+        return Sample(video_feats=self.videos[v], video_mask=self.masks[v], query_ids=ids,
+                      query_feats=self.word_vectors[ids], span=(float(self.spans[i, 0]),
+                                                                float(self.spans[i, 1])),
+                      duration=float(self.durations[i]),
+                      meta={"query_id": f"q{i}", "video_id": f"v{v}", "query": "",
+                            "annotator_spans": []})
+
+
+class _TimedModel(nn.Module):
+    """A model whose ``forward`` and ``candidates`` calls add up their wall time."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        super().__init__()
+        self.inner, self.device, self.forward_s, self.candidates_s = model, device, 0.0, 0.0
+
+    def forward(self, batch):
+        t0 = time.perf_counter()
+        out = self.inner(batch)
+        _sync(self.device)
+        self.forward_s += time.perf_counter() - t0
+        return out
+
+    def candidates(self, outputs, batch):
+        t0 = time.perf_counter()
+        out = self.inner.candidates(outputs, batch)
+        _sync(self.device)
+        self.candidates_s += time.perf_counter() - t0
+        return out
+
+
+def run_epoch_bench(cfg: ExperimentConfig, device: torch.device, steps: int | None = None,
+                    batch_size: int | None = None, video_dim: int | None = None,
+                    train_queries: int | None = None, test_queries: int | None = None) -> dict:
+    """One epoch at a preset's sizes on random inputs, timed by part.
+
+    Training: ``train_queries`` samples (default: the benchmark's training split) batched by
+    the DataLoader and ``collate`` as in training, each step the trainer's (forward, loss,
+    backward, gradient clipping, the preset's optimizer). Evaluation: a test split of the
+    benchmark's real size (``test_queries``) through the one evaluation path
+    (:func:`~momentloc.engine.evaluator.predict_lines`: model, candidate decoding, NMS,
+    prediction lines under ``eval.protocol``; then :func:`score_lines`, the metrics).
+
+    ``steps``: time only that many training steps and ``steps`` evaluation batches, and
+    extrapolate every part linearly to the full split sizes (``extrapolated`` in the result).
+
+    Returns seconds and share of the epoch per part: ``train_data`` (batching),
+    ``train_steps``, ``eval_forward`` (the model), ``eval_decode`` (candidates, NMS, lines and
+    evaluation batching) and ``eval_metrics``.
+    """
+    from momentloc.data.card import DatasetCard, load_card
+    from momentloc.engine.distributed import DistInfo
+    from momentloc.engine.evaluator import predict_lines, score_lines
+    from momentloc.engine.optim import build_optimizer
+    from momentloc.engine.runtime import autocast, progress
+    from momentloc.engine.trainer import weighted_loss
+    from momentloc.errors import ConfigError
+
+    sizes = SPLIT_SIZES.get(cfg.data.dataset)
+    n_train = train_queries or (sizes[0] if sizes else None)
+    n_test = test_queries or (sizes[1] if sizes else None)
+    if n_train is None or n_test is None:
+        raise ConfigError(f"bench --epoch: no split sizes known for dataset {cfg.data.dataset!r} "
+                          f"(known: {', '.join(sorted(SPLIT_SIZES))}); give --train-queries and "
+                          f"--test-queries")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"bench --epoch --steps must be at least 1, got {steps}")
+    try:
+        card = load_card(cfg.data.dataset, data_root=".")
+    except ConfigError:  # not a bundled benchmark: its metrics from the config alone
+        card = DatasetCard(name=cfg.data.dataset, format="records", splits={}, roles={})
+    ctx = bench_context(cfg, video_dim)
+    bsz = batch_size or cfg.train.batch_size
+    eval_bsz = cfg.train.eval_batch_size
+    pad_video = cfg.data.resample == "pad"
+    model = create_model(cfg.model_name, cfg.model, ctx).to(device)
+    opt = build_optimizer(model.parameters(), cfg.optim)
+    tc = cfg.train
+
+    total_steps = math.ceil(n_train / bsz)
+    run_steps = min(steps, total_steps) if steps else total_steps
+    warm = 1 if run_steps < total_steps else 0     # extrapolating: one untimed warm-up step
+    train_set = RandomGroundingSet(ctx, min(n_train, (warm + run_steps) * bsz), seed=tc.seed,
+                                   pad_video=pad_video)
+    loader = DataLoader(train_set, batch_size=bsz, shuffle=True, collate_fn=collate,
+                        num_workers=cfg.data.num_workers, drop_last=False)
+    data_s = step_s = 0.0
+    model.train()
+    it = iter(loader)
+    bar = progress(total=warm + run_steps, desc=f"bench epoch {cfg.model_name} (train)",
+                   unit="step")
+    for i in range(warm + run_steps):
+        t0 = time.perf_counter()
+        batch = next(it).to(device)
+        t1 = time.perf_counter()
+        with autocast(device, tc.amp):
+            out = model(batch)
+            terms = model.loss(out, batch)
+            loss = weighted_loss({k: v.float() for k, v in terms.items()}, cfg.model.loss_weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+        opt.step()
+        _sync(device)
+        if i >= warm:
+            data_s += t1 - t0
+            step_s += time.perf_counter() - t1
+        bar.update()
+    bar.close()
+    train_scale = total_steps / run_steps
+
+    n_eval = min(n_test, steps * eval_bsz) if steps else n_test
+    test_set = RandomGroundingSet(ctx, n_eval, seed=tc.seed + 1, pad_video=pad_video)
+    timed = _TimedModel(model, device)
+    t0 = time.perf_counter()
+    lines = predict_lines(timed, test_set, cfg.eval, eval_bsz, device, DistInfo(), amp=tc.amp,
+                          num_workers=cfg.data.num_workers)
+    predict_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics = score_lines(lines, cfg, card)
+    metrics_s = time.perf_counter() - t0
+    eval_scale = n_test / n_eval
+
+    parts = {"train_data": data_s * train_scale, "train_steps": step_s * train_scale,
+             "eval_forward": timed.forward_s * eval_scale,
+             "eval_decode": (predict_s - timed.forward_s) * eval_scale,
+             "eval_metrics": metrics_s * eval_scale}
+    epoch_s = sum(parts.values())
+    return {
+        "model": cfg.model_name, "device": str(device), "dataset": cfg.data.dataset,
+        "protocol": cfg.eval.protocol, "batch_size": bsz, "eval_batch_size": eval_bsz,
+        "num_clips": ctx.num_clips, "video_dim": ctx.video_dim, "train_queries": n_train,
+        "test_queries": n_test, "timed_train_steps": run_steps, "train_steps": total_steps,
+        "timed_test_queries": n_eval, "extrapolated": run_steps < total_steps or n_eval < n_test,
+        "epoch_s": epoch_s, "parts_s": parts,
+        "shares": {k: v / epoch_s for k, v in parts.items()} if epoch_s > 0 else {},
+        "metric_names": sorted(metrics), "threads": torch.get_num_threads(),
     }

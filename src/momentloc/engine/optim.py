@@ -9,6 +9,23 @@ import torch
 from momentloc.config.schema import OptimConfig
 
 
+def fast_kernel_options(params: list[torch.Tensor]) -> dict[str, bool]:
+    """``fused=True`` where PyTorch has a fused kernel for every parameter (one device type
+    among the supported ones, floating point, dense); else ``foreach=True`` on CUDA; else the
+    default. The fused and per-parameter updates agree within float round-off."""
+    from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+    if not params:
+        return {}
+    kinds = {p.device.type for p in params}
+    dense_float = all(p.is_floating_point() and not p.is_sparse for p in params)
+    if dense_float and len(kinds) == 1 and kinds <= set(_get_fused_kernels_supported_devices()):
+        return {"fused": True}
+    if dense_float and kinds == {"cuda"}:
+        return {"foreach": True}
+    return {}
+
+
 class FairseqAdam(torch.optim.Optimizer):
     """fairseq's Adam (``optim/adam.py``; the CSMGAN release trains with it).
 
@@ -55,17 +72,21 @@ class FairseqAdam(torch.optim.Optimizer):
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` over the trainable ``params`` (placed on their device first:
+    the fused kernels are chosen from it)."""
     params = [p for p in params if p.requires_grad]
     if cfg.name == "fairseq_adam":
         return FairseqAdam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                            weight_decay=cfg.weight_decay)
+    fast = fast_kernel_options(params)
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                weight_decay=cfg.weight_decay)
+                                weight_decay=cfg.weight_decay, **fast)
     if cfg.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                                 weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+                                 weight_decay=cfg.weight_decay, **fast)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           **fast)
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int

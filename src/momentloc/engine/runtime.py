@@ -45,12 +45,59 @@ def resolve_device(kind: str, local_rank: int = 0) -> torch.device:
     return torch.device("cpu")
 
 
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")   # x86 AVX512-BF16 / AMX, Arm BF16
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic units (x86 AVX512-BF16 or AMX, Arm BF16), where
+    bf16 autocast is faster than fp32. Without them PyTorch emulates bf16 through fp32."""
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None and fn():
+            return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return any(flag in line.split() for flag in _BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return False
+
+
+_warned_cpu_amp = False
+
+
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """The autocast dtype of ``train.amp`` on ``device``, or None for fp32.
+
+    CUDA: bf16 where supported, else fp16 (with a gradient scaler, :func:`needs_grad_scaler`).
+    CPU: bf16 where the processor has bf16 units (:func:`cpu_has_bf16`); elsewhere bf16 would
+    be emulated and slower than fp32, so the run stays fp32 and a warning says so once.
+    """
+    global _warned_cpu_amp
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        if cpu_has_bf16():
+            return torch.bfloat16
+        if not _warned_cpu_amp:
+            _warned_cpu_amp = True
+            logging.getLogger("momentloc").warning(
+                "train.amp=true ignored: this CPU has no bf16 units (avx512_bf16 / amx_bf16), "
+                "where bf16 autocast is emulated and slower than fp32; running in fp32")
+    return None
+
+
 def autocast(device: torch.device, enabled: bool):
-    """Mixed precision on CUDA (bf16 where supported, else fp16); a no-op on CPU."""
-    if not enabled or device.type != "cuda":
+    """Mixed precision (``train.amp``) in the dtype :func:`amp_dtype` picks; a no-op where it
+    picks fp32."""
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def needs_grad_scaler(device: torch.device, enabled: bool) -> bool:
