@@ -23,6 +23,8 @@ SECTIONS = {"data": DataConfig, "optim": OptimConfig, "train": TrainConfig, "eva
     ("optim.betas=[0.9, 1.0]", "optim.betas: 1.0 (in (0.9, 1.0)) is out of range; valid: [0, 1)"),
     ("optim.gamma=0", "optim.gamma: 0.0 is out of range; valid: (0, 1)"),
     ("optim.min_lr=1", "optim.min_lr: 1.0 is out of range; valid: <= lr (0.002)"),
+    ("optim.warmup_init_lr=-1e-6", "optim.warmup_init_lr: -1e-06 is out of range; valid: >= 0"),
+    ("optim.eps=0", "optim.eps: 0.0 is out of range; valid: > 0"),
     ("train.batch_size=0", "train.batch_size: 0 is out of range; valid: >= 1"),
     ("train.eval_batch_size=0", "train.eval_batch_size: 0 is out of range; valid: >= 1"),
     ("train.eval_every=0", "train.eval_every: 0 is out of range; valid: >= 1"),

@@ -13,7 +13,6 @@ import torch
 from momentloc.config import load_config
 from momentloc.config.schema import OptimConfig
 from momentloc.engine.optim import FairseqAdam, build_optimizer, build_scheduler
-from momentloc.errors import ConfigError
 
 
 def lrs_of(cfg: OptimConfig, updates: int) -> list[float]:
@@ -133,12 +132,3 @@ def test_release_presets_select_fairseqs_solver():
         assert (o.name, o.scheduler, o.warmup_steps, o.warmup_init_lr, o.eps) == (
             "fairseq_adam", "inverse_sqrt", 300, init, 1e-8)
 
-
-@pytest.mark.parametrize("override, shown", [
-    ("optim.warmup_init_lr=-1e-6", "optim.warmup_init_lr: -1e-06 is out of range; valid: >= 0"),
-    ("optim.eps=0", "optim.eps: 0.0 is out of range; valid: > 0"),
-])
-def test_new_fields_are_range_checked(override, shown):
-    with pytest.raises(ConfigError) as info:
-        load_config("csmgan", "release_activitynet", [override])
-    assert shown in str(info.value)

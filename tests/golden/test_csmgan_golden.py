@@ -8,6 +8,7 @@ training and the evaluation branch. Every size is read from the fixture.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 
@@ -218,6 +219,19 @@ def test_targets_from_the_source_through_the_data_pipeline(golden_csmgan_model, 
         num_clips=batch.video_feats.shape[1], max_query_len=batch.query_feats.shape[1]))
     print(f"\n{fx['meta']['args']['dataset']}: official gt {fx['inputs']['gt'].tolist()}, "
           f"from seconds {inclusive_frames(other, batch).tolist()}")
+
+
+def test_solver_is_the_releases(built):
+    """The preset's solver is the one the fixture's official arguments set up."""
+    fx, cfg, model, batch = built
+    args, o = fx["meta"]["args"], cfg.optim
+    assert (o.name, o.scheduler) == ("fairseq_adam", args["lr_scheduler"])
+    assert (o.lr, o.weight_decay, o.warmup_steps, o.warmup_init_lr, o.eps) == (
+        args["lr"], args["weight_decay"], args["warmup_updates"], args["warmup_init_lr"],
+        args["adam_eps"])
+    assert o.betas == ast.literal_eval(args["adam_betas"])
+    assert (cfg.train.batch_size, cfg.train.epochs) == (args["batch_size"],
+                                                        args["max_num_epochs"])
 
 
 def test_eval_branch_outputs(built):
