@@ -134,6 +134,7 @@ def test_targets_match_release(golden_tan2d_model):
     """The loss target: the official map_gt from the GT seconds and durations, exactly."""
     _, fx = golden_tan2d_model
     cfg, model, batch, *_ = _run(fx)
+    assert model.iou_float64
     got = iou_map(model._cell_spans(batch), batch.spans)
     assert torch.equal(got, fx["loss"]["map_gt"][:, 0])
     tmin, tmax = cfg.model.tmin, cfg.model.tmax
@@ -221,7 +222,7 @@ def test_annotations_become_release_targets(golden_tan2d_model, tmp_path):
 
 NON_SIZE_SETTINGS = (
     "data.resample", "data.l2_normalize", "data.oov", "model.proposal", "model.tmin", "model.tmax",
-    "model.dropout", "optim.name", "optim.lr", "optim.weight_decay", "train.batch_size",
+    "model.dropout", "model.iou_float64", "optim.name", "optim.lr", "optim.weight_decay", "train.batch_size",
     "train.epochs", "train.grad_clip", "eval.protocol", "eval.nms_thresh", "eval.iou_thresholds",
     "eval.recall_at", "eval.top_k")
 

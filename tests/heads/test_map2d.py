@@ -19,6 +19,7 @@ from momentloc.heads.map2d import (
     valid_cells,
 )
 from momentloc.models.layers import FrameAvgPool
+from momentloc.spans import temporal_iou
 
 SPARSE = [(16, None, 136), (16, [16], 136), (64, [16, 8, 8], 1104), (128, [16, 8, 8, 8], 2548)]
 
@@ -215,3 +216,21 @@ def test_map_candidates():
     a, b = (scores[0] * cells).flatten().argmax().item() // n, \
         (scores[0] * cells).flatten().argmax().item() % n
     assert torch.allclose(cand.spans[0, best], torch.tensor([a * 100 / n, (b + 1) * 100 / n]))
+
+
+def test_iou_map_float64_rounds_once():
+    """float64=True (the 2D-TAN release's map_gt) is the float64 IoU of the float32 times
+    rounded once; float64=False stays in float32. They differ by at most one ulp, and do differ."""
+    g = torch.Generator().manual_seed(0)
+    dur = 10 + 100 * torch.rand(64, generator=g)
+    a, b = torch.rand(64, generator=g), torch.rand(64, generator=g)
+    gt = torch.stack([torch.minimum(a, b), torch.maximum(a, b)], -1) * dur[:, None]
+    bounds, _ = clip_layout(dur, 16)
+    spans = cell_spans(bounds)
+    exact = iou_map(spans, gt)
+    single = iou_map(spans, gt, float64=False)
+    want = temporal_iou(spans.double(), gt[:, None, None].double()).float()
+    assert exact.dtype == single.dtype == torch.float32 and torch.equal(exact, want)
+    assert torch.equal(single, temporal_iou(spans, gt[:, None, None]))
+    ulp = torch.finfo(torch.float32).eps
+    assert (exact - single).abs().max() <= ulp and (exact != single).any()

@@ -262,17 +262,20 @@ def map_mask(cells: torch.Tensor, clip_mask: torch.Tensor) -> torch.Tensor:
     return cells[None] & clip_mask[:, :, None] & clip_mask[:, None, :]
 
 
-def iou_map(spans: torch.Tensor, gt_spans: torch.Tensor) -> torch.Tensor:
+def iou_map(spans: torch.Tensor, gt_spans: torch.Tensor, float64: bool = True) -> torch.Tensor:
     """IoU of every cell with its sample's ground truth (the target ``o`` of 8.2 step 7).
 
     Args:
         spans: ``(B, N, N, 2)`` cell seconds (:func:`cell_spans`). gt_spans: ``(B, 2)`` seconds.
+        float64: compute in float64 from the times in ``spans``' dtype and round once, as the
+            2D-TAN release makes its ``map_gt`` (cell times in float32, the ground truth
+            rounded to float32, IoU in float64); False computes in ``spans``' dtype.
     Returns:
-        ``(B, N, N)`` IoU in [0, 1], in ``spans``' dtype. It is computed in float64 from the
-        float32 times and rounded once, as the 2D-TAN release makes its ``map_gt`` (cell
-        times in float32, the ground truth rounded to float32, IoU in float64).
+        ``(B, N, N)`` IoU in [0, 1], in ``spans``' dtype.
     """
     gt = gt_spans.to(spans.dtype)[:, None, None, :]
+    if not float64:
+        return temporal_iou(spans, gt)
     return temporal_iou(spans.double(), gt.double()).to(spans.dtype)
 
 

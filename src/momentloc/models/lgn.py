@@ -390,7 +390,7 @@ class LGN(TAN2D):
             pool_kernel=cfg.input_kernel(input_steps), scale_layers=cfg.scale_layers,
             proposal=cfg.proposal, kernel_size=cfg.kernel_size, num_layers=cfg.num_layers,
             lstm_layers=cfg.lstm_layers, lstm_hidden=cfg.lstm_hidden, tmin=cfg.tmin,
-            tmax=cfg.tmax, dropout=cfg.dropout)
+            tmax=cfg.tmax, dropout=cfg.dropout, iou_float64=cfg.iou_float64)
         self.visual = visual
         clip_em = cfg.em and cfg.em_impl == "clip"
         self.clip_unit = EarlyModulation(cfg.hidden_dim, cfg.hidden_dim) if clip_em else None

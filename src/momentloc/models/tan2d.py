@@ -62,6 +62,10 @@ class TAN2DConfig(ModelConfig):
         lstm_layers / lstm_hidden: the sentence LSTM (unidirectional).
         tmin / tmax: IoU rescaling bounds of the loss.
         dropout: between LSTM layers and on the pooled clip features (0 in 2D-TAN).
+        iou_float64: compute the IoU targets in float64 from the float32 cell and ground-truth
+            times and round once to float32, as the release makes its ``map_gt`` (the release
+            presets); False computes them in float32 (up to one ulp apart; the setting the
+            synthetic results were measured with).
     """
 
     hidden_dim: int = 512
@@ -76,6 +80,7 @@ class TAN2DConfig(ModelConfig):
     tmin: float = 0.5
     tmax: float = 1.0
     dropout: float = 0.0
+    iou_float64: bool = False
 
     def __post_init__(self):
         if not self.tmax > self.tmin:
@@ -126,10 +131,11 @@ class TAN2D(GroundingModel):
     def __init__(self, *, video_dim: int, word_dim: int, hidden_dim: int, num_clips: int,
                  pool_kernel: int, scale_layers: Sequence[int] | None, proposal: str,
                  kernel_size: int, num_layers: int, lstm_layers: int, lstm_hidden: int,
-                 tmin: float, tmax: float, dropout: float = 0.0):
+                 tmin: float, tmax: float, dropout: float = 0.0, iou_float64: bool = False):
         super().__init__()
         self.num_clips = num_clips
         self.tmin, self.tmax = tmin, tmax
+        self.iou_float64 = iou_float64
         self.frame = FrameAvgPool(video_dim, hidden_dim, pool_kernel)
         self.clip_dropout = nn.Dropout(dropout)
         if proposal == "pool":
@@ -151,7 +157,7 @@ class TAN2D(GroundingModel):
                    scale_layers=cfg.scale_layers, proposal=cfg.proposal,
                    kernel_size=cfg.kernel_size, num_layers=cfg.num_layers,
                    lstm_layers=cfg.lstm_layers, lstm_hidden=cfg.lstm_hidden, tmin=cfg.tmin,
-                   tmax=cfg.tmax, dropout=cfg.dropout)
+                   tmax=cfg.tmax, dropout=cfg.dropout, iou_float64=cfg.iou_float64)
 
     # Stages LGN overrides or reuses.
     def encode_query(self, batch: Batch) -> torch.Tensor:
@@ -182,7 +188,7 @@ class TAN2D(GroundingModel):
         return cell_spans(bounds)                                         # (B, N, N, 2)
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: Batch) -> dict[str, torch.Tensor]:
-        ious = iou_map(self._cell_spans(batch), batch.spans)
+        ious = iou_map(self._cell_spans(batch), batch.spans, float64=self.iou_float64)
         return {"scaled_iou": bce_rescale_loss(outputs["logits"], ious, outputs["map_mask"],
                                                self.tmin, self.tmax)}
 

@@ -224,6 +224,7 @@ def release_settings(config: dict) -> dict[str, object]:
         "model.tmin": float(loss["PARAMS"]["MIN_IOU"]),
         "model.tmax": float(loss["PARAMS"]["MAX_IOU"]),
         "model.dropout": 0.0,
+        "model.iou_float64": True,
         "optim.name": "adam",
         "optim.lr": float(config["TRAIN"]["LR"]),
         "optim.weight_decay": float(config["TRAIN"]["WEIGHT_DECAY"]),
