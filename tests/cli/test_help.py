@@ -57,10 +57,12 @@ def test_help_ends_with_examples_that_parse(name):
 
 def test_help_of_a_command_prints_an_example_and_defaults(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["bench", "--help"])
+        main(["config", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "(default: 10)" in out and "examples:\n  momentloc bench --model" in out
+    assert "examples:\n  momentloc config show --model" in out
+    flat = " ".join(out.split())  # help lines wrap
+    assert "(required)" in flat and "(default: off)" in flat and "(default: the model's" in flat
 
 
 def test_train_list_models_json(capsys):

@@ -26,8 +26,10 @@ def test_report_is_one_self_contained_html_file(shapes_run, tmp_path):
     assert main(["report", str(run_dir), "--out", str(out), "--queries", "3"]) == 0
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>")
-    # no external asset: every src is inline data, no link or script tag
-    assert re.findall(r"(?:src|href)=['\"](?!data:)", html) == []
+    # no external asset: every src is inline data, every href an anchor of the page itself,
+    # no link or script tag
+    assert re.findall(r"(?:src|href)=['\"](?!data:|#)", html) == []
+    assert re.findall(r"href=['\"]#", html)  # the table of contents
     assert "<link" not in html and "<script" not in html
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     assert len(images) == 6 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
