@@ -7,7 +7,7 @@ from momentloc.models.layers import RNNEncoder
 
 def packed_reference(enc: RNNEncoder, x: torch.Tensor, mask: torch.Tensor):
     """The always-packed computation: every sequence run over exactly its real steps."""
-    lengths = mask.sum(1).clamp_min(1)
+    lengths = mask.sum(1).clamp_min(1).cpu()
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     out, state = enc.rnn(packed)
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])

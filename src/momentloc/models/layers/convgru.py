@@ -61,7 +61,7 @@ class ConvGRUCell(nn.Module):
         x_gates, x_cand = x_all.split([2 * hid, hid], dim=-1)
         z, r = torch.sigmoid(x_gates + self._conv(h, wg[:, dx:])).chunk(2, dim=-1)
         cand = torch.tanh(x_cand + self._conv(r * h, wc[:, dx:]))
-        out = torch.lerp(h, cand, z)
+        out = h + z * (cand - h)
         return out if m is None else out * m
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None

@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class RNNEncoder(nn.Module):
@@ -23,7 +24,8 @@ class RNNEncoder(nn.Module):
     padding in one call too (padding at the end cannot reach earlier steps; the last state is
     read at each last real step); a bidirectional RNN over a padded batch one direction at a
     time, the backward one over every sequence reversed within its own length, so that it
-    starts at its own last real step.
+    starts at its own last real step. On GPUs a padded bidirectional batch is packed: cuDNN
+    runs packed sequences natively.
 
     Returns from :meth:`forward`: ``outputs (B, T, output_dim)`` and ``last (B, output_dim)``:
     the top layer's forward state at the last real step concatenated with its backward state
@@ -56,7 +58,13 @@ class RNNEncoder(nn.Module):
             last = out[torch.arange(bsz, device=out.device), idx]
             keep = torch.arange(t, device=out.device)[None] < idx[:, None] + 1
             return out * keep.unsqueeze(-1).to(out.dtype), last
-        return self._by_direction(x, lengths)
+        if x.device.type == "cpu":
+            return self._by_direction(x, lengths)
+        # cuDNN runs packed sequences natively (and wants its weights in one flat buffer)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
+        return out, self._last(state)
 
     def _by_direction(self, x: torch.Tensor, lengths: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
