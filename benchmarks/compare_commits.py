@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,8 @@ def main() -> int:
     ap.add_argument("--json", metavar="OUT", help="also write every time and ratio to this file")
     args = ap.parse_args()
     rows = args.rows or DEFAULT_ROWS
+    # killed: leave through the finally below, which removes the worktrees
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = []
     with tempfile.TemporaryDirectory(prefix="momentloc-compare-") as tmp:
         srcs = [checkout(c, Path(tmp)) for c in (args.base, args.new)]
