@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import momentloc
+from momentloc.errors import ConfigError
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -61,6 +62,15 @@ def test_train_evaluate_synthesize_from_python(tmp_path):
     assert isinstance(result, momentloc.TrainResult) and "R1@0.5" in result.test_metrics
     evaluated = momentloc.evaluate(tmp_path / "run", write=False)
     assert evaluated["metrics"]["R1@0.5"] == pytest.approx(result.test_metrics["R1@0.5"])
+    written = momentloc.evaluate(tmp_path / "run", write=True)
+    preds = Path(written["written"][0])
+    preds.write_text("kept\n")          # a second write must not touch it unless asked
+    with pytest.raises(ConfigError, match="--overwrite"):
+        momentloc.evaluate(tmp_path / "run", write=True)
+    assert preds.read_text() == "kept\n"
+    again = momentloc.evaluate(tmp_path / "run", write=True, overwrite=True)
+    assert again["written"] == written["written"] and preds.read_text() != "kept\n"
+    assert again["metrics"] == written["metrics"]
     run = momentloc.load(tmp_path / "run")
     first = json.loads((tmp_path / "run" / "predictions_test.jsonl").read_text().splitlines()[0])
     (p,) = run.predict(first["video_id"], first["query"], top_k=2)

@@ -62,12 +62,14 @@ def train(config: ExperimentConfig, out: str | os.PathLike, dataset: str | None 
 
 
 def evaluate(run_dir: str | os.PathLike, split: str | None = None, checkpoint: str = "best",
-             device: str = "cpu", write: bool = True) -> dict:
+             device: str = "cpu", write: bool = True, overwrite: bool = False) -> dict:
     """``momentloc evaluate RUN_DIR`` from Python: ``{"split", "metrics", "prior_baseline",
-    ...}`` with metrics as fractions keyed like ``R1@0.5``."""
+    ...}`` with metrics as fractions keyed like ``R1@0.5``. With ``write``, an earlier
+    evaluation's files of the same split and checkpoint are refused unless ``overwrite``
+    (``momentloc evaluate --overwrite``)."""
     from momentloc.engine.inference import evaluate_run
 
-    return evaluate_run(run_dir, split, checkpoint, device, write)
+    return evaluate_run(run_dir, split, checkpoint, device, write, overwrite)
 
 
 def synthesize(preset: str, out: str | os.PathLike, size: str = "tiny", seed: int = 0,
