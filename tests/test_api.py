@@ -63,6 +63,9 @@ def test_train_evaluate_synthesize_from_python(tmp_path):
     evaluated = momentloc.evaluate(tmp_path / "run", write=False)
     assert evaluated["metrics"]["R1@0.5"] == pytest.approx(result.test_metrics["R1@0.5"])
     written = momentloc.evaluate(tmp_path / "run", write=True)
+    both = {"eval": "standard", "dataset": "standard"}
+    assert written["protocol"] == both
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["protocol"] == both
     preds = Path(written["written"][0])
     preds.write_text("kept\n")          # a second write must not touch it unless asked
     with pytest.raises(ConfigError, match="--overwrite"):

@@ -72,7 +72,8 @@ def test_random_baseline_table_and_seed(card, capsys):
     assert main(["baseline", "random", "--dataset", card, "--seed", "1",
                  "--iou-thresholds", "0.3", "0.5"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("dataset: tiny | split: test | protocol: standard | NMS: none")
+    assert text.startswith("dataset: tiny | split: test | protocol: eval standard, dataset standard"
+                           " | NMS: none")
     assert "R1@0.3" in text and "R5@0.5" in text and "R1@0.7" not in text
     main(["baseline", "random", "--dataset", card, "--seed", "1", "--json"])
     first = json.loads(capsys.readouterr().out)["metrics"]

@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from momentloc.data.card import load_card
     from momentloc.data.converters import load_split
     from momentloc.engine.predictions import metrics_from_lines, records_to_lines, write_predictions
+    from momentloc.engine.runs import protocol_label, protocols
     from momentloc.metrics.baselines import PriorBaseline, random_baseline
     from momentloc.metrics.retrieval import metric_keys
     from momentloc.metrics.table import format_results
@@ -79,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     metrics = metrics_from_lines(lines, EvalConfig(), recall_at, thresholds, protocol=card.protocol)
     keys = metric_keys(recall_at, thresholds)
     keys += sorted(k for k in metrics if k.startswith("didemo/"))
-    header = {"dataset": card.name, "split": split, "protocol": card.protocol,
+    header = {"dataset": card.name, "split": split,
+              "protocol": protocol_label(protocols(EvalConfig().protocol, card.protocol)),
               "nms": "none (baseline)", "features": "none (annotations only)",
               "queries": len(records), "baseline": fitted}
     payload |= {"header": header, "metrics": metrics}

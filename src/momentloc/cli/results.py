@@ -20,7 +20,10 @@ def metric_keys(cfg: ExperimentConfig, card: DatasetCard, metrics: dict) -> list
 def results_header(cfg: ExperimentConfig, card: DatasetCard, split: str) -> dict:
     nms = (f"per-metric (m - 0.05)" if cfg.eval.nms_mode == "per_metric"
            else f"{cfg.eval.nms_thresh:g}")
-    return {"dataset": card.name, "split": split, "protocol": card.protocol
+    from momentloc.engine.runs import protocol_label, protocols
+
+    return {"dataset": card.name, "split": split,
+            "protocol": protocol_label(protocols(cfg.eval.protocol, card.protocol))
             + (f", IoU {cfg.eval.iou_mode}" if cfg.eval.iou_mode != "seconds" else ""),
             "nms": nms, "features": card.features.describe() if card.features else "none"}
 

@@ -161,6 +161,7 @@ def evaluate_into_run(run_dir: str | Path, split: str | None = None, checkpoint:
         baseline = prior_metrics_for(data.records("train"), dataset.records, cfg, card)
         out = {"split": split_name, "checkpoint": checkpoint, "checkpoint_file": str(path),
                "metrics": metrics, "prior_baseline": baseline,
+               "protocol": protocols(cfg.eval.protocol, card.protocol),
                "features": card.features.describe() if card.features else None,
                "provenance": provenance(cfg.train.seed, device)}
         if write:
@@ -168,6 +169,19 @@ def evaluate_into_run(run_dir: str | Path, split: str | None = None, checkpoint:
             atomic_write_text(targets[1], json.dumps(out, indent=2))
             out["written"] = [str(t) for t in targets]
     return out
+
+
+def protocols(eval_protocol: str, dataset_protocol: str) -> dict:
+    """The two protocols a result depends on, as results record them: ``eval`` is the run's
+    ``eval.protocol`` (``standard``, ``tan2d``, ``cmin``: decoding, NMS and hit rule), and
+    ``dataset`` the dataset card's (``standard`` or ``didemo``: which extra metrics are
+    added)."""
+    return {"eval": str(eval_protocol), "dataset": str(dataset_protocol)}
+
+
+def protocol_label(p: dict) -> str:
+    """``eval cmin, dataset standard``: a results header's ``protocol`` field, naming both."""
+    return f"eval {p['eval']}, dataset {p['dataset']}"
 
 
 def cpu_name() -> str:

@@ -28,8 +28,8 @@ from momentloc.engine.evaluator import predict_lines, score_lines
 from momentloc.engine.optim import build_optimizer, build_scheduler
 from momentloc.engine.predictions import write_predictions
 from momentloc.engine.lock import RunLock
-from momentloc.engine.runs import (prepare_new_run, provenance, record_resume, resolve_card,
-                                   write_run_files)
+from momentloc.engine.runs import (prepare_new_run, protocols, provenance, record_resume,
+                                   resolve_card, write_run_files)
 from momentloc.engine.runtime import (autocast, needs_grad_scaler, progress, resolve_device,
                                       seed_everything, set_deterministic)
 from momentloc.errors import CheckpointError, ConfigError
@@ -388,6 +388,7 @@ class Trainer:
                 atomic_write_text(self.run_dir / "metrics.json", json.dumps({
                     "split": split, "checkpoint": checkpoint, "best_epoch": self.best_epoch,
                     "metrics": result.test_metrics, "prior_baseline": result.baseline_metrics,
+                    "protocol": protocols(self.cfg.eval.protocol, self.card.protocol),
                     "features": self.card.features.describe() if self.card.features else None,
                     "provenance": self.provenance()}, indent=2))
         self.close()
