@@ -27,7 +27,7 @@ from momentloc.data.records import MomentRecord
 from momentloc.data.resample import resample
 from momentloc.data.text import (QueryEncoder, Vocabulary, WordVectorTable, build_embeddings,
                                  tokenize)
-from momentloc.engine.predictions import candidates_to_lines
+from momentloc.engine.predictions import candidates_to_lines, cmin_frame_rule
 from momentloc.models import ModelContext, create_model
 from momentloc.official import csmgan as official
 
@@ -86,18 +86,6 @@ def fixture_batch(fx: dict) -> Batch:
                  [{"query_id": str(b), "video_id": item[0], "num_features": shape[0],
                    "span_rows": [t * (shape[0] / item[1]) for t in item[2]]}
                   for b, (item, shape) in enumerate(zip(data, fx["source"]["raw_feature_shapes"]))])
-
-
-def frames_batch(fx: dict) -> Batch:
-    """:func:`fixture_batch` with the moments in seconds chosen so that the steps covering
-    them are the official ground-truth frames: the evaluation path takes its ground truth
-    from seconds (docs/models/csmgan.md, "Equivalence")."""
-    batch = fixture_batch(fx)
-    gt = fx["inputs"]["gt"].to(torch.float64)
-    n = fx["inputs"]["frame_mask"].sum(1).to(torch.float64)
-    dur = batch.durations.to(torch.float64)
-    batch.spans = (torch.stack([gt[:, 0], gt[:, 1] + 1], -1) * (dur / n)[:, None]).float()
-    return batch
 
 
 def source_dataset(fx: dict, folder) -> GroundingDataset:
@@ -277,16 +265,17 @@ def test_losses_of_both_branches(built):
 
 def test_decoding_and_recall_through_the_evaluation_path(built):
     """The engine's cmin protocol on the model's own outputs gives the official picks and
-    per-query recall (the 1e-5 box differences round the same way here)."""
-    fx, cfg, model, _ = built
-    batch = frames_batch(fx)
+    per-query recall (the 1e-5 box differences round the same way here), against the
+    release's ground-truth frames from the raw feature counts (``target_grid: raw_frames``)."""
+    fx, cfg, model, batch = built
     model.eval()
     out, _ = run(model, batch)
     d = fx["decoded"]
     ecfg = EvalConfig(protocol="cmin", iou_thresholds=tuple(d["iou_thresholds"]),
                       recall_at=tuple(d["top_n"]), top_k=max(d["top_n"]))
     lines = candidates_to_lines(model.candidates(out, batch), batch.meta, batch.spans,
-                                batch.durations, ecfg, lengths=batch.video_mask.sum(1))
+                                batch.durations, ecfg, lengths=batch.video_mask.sum(1),
+                                frame_rule=cmin_frame_rule(model))
     assert [line["cmin"]["gt_frames"] for line in lines] == d["gt"].tolist()
     boxes = d["boxes_int"]
     for b, line in enumerate(lines):

@@ -10,7 +10,8 @@ from momentloc.config.schema import EvalConfig, ExperimentConfig
 from momentloc.data.card import DatasetCard
 from momentloc.data.dataset import collate
 from momentloc.engine.distributed import DistInfo, all_gather_objects
-from momentloc.engine.predictions import candidates_to_lines, metrics_from_lines
+from momentloc.engine.predictions import (candidates_to_lines, cmin_frame_rule,
+                                          metrics_from_lines)
 from momentloc.engine.runtime import autocast, progress
 from momentloc.errors import ConfigError
 
@@ -50,6 +51,7 @@ def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int
     was_training = core.training
     core.eval()
     lines: list[dict] = []
+    frame_rule = cmin_frame_rule(core)
     loader = eval_loader(dataset, batch_size, dist, num_workers)
     for batch in progress(loader, desc=f"predict {len(dataset)} queries", unit="batch",
                           enabled=dist.is_main):
@@ -58,7 +60,8 @@ def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int
             outputs = core(batch)
         cands = core.candidates(outputs, batch)
         lines += candidates_to_lines(cands, batch.meta, batch.spans, batch.durations, eval_cfg,
-                                     full_ranking=full_ranking, lengths=batch.video_mask.sum(1))
+                                     full_ranking=full_ranking, lengths=batch.video_mask.sum(1),
+                                     frame_rule=frame_rule)
     core.train(was_training)
     if dist.enabled:
         seen: set = set()

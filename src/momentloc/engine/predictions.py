@@ -14,8 +14,10 @@ One line per query (fields in order)::
 - ``cmin`` (only with ``eval.protocol: cmin``): ``{"num_frames": n, "gt_frames": [s, e],
   "picks": {"0.5": [[s, e, score], ...], ...}}``, the CMIN-lineage evaluation on the model's
   step grid (metrics/protocol_cmin.py): integer boxes (inclusive) picked by its NMS at
-  ``m - 0.05`` for each IoU threshold m, and the ground truth as the steps covering it; R@n is
-  scored from these (mIoU and dR from ``pred_spans``).
+  ``m - 0.05`` for each IoU threshold m, and the ground truth on the same grid (the steps
+  covering it, or with a model's ``target_grid: raw_frames`` the CSMGAN release's frames from
+  the raw feature count: :func:`cmin_frame_rule`); R@n is scored from these (mIoU and dR
+  from ``pred_spans``).
 - ``pred_spans_by_iou`` (only with ``eval.nms_mode: per_metric``): for each IoU threshold m,
   the list after NMS at ``m - 0.05``; R@n at m is computed from it (the CMIN/CSMGAN
   protocol). Keys are thresholds as in metric names ("0.5").
@@ -68,11 +70,20 @@ def _gather_rows(spans: torch.Tensor, scores: torch.Tensor, keep: torch.Tensor,
     return [[x for x, m in zip(r, mk) if m] for r, mk in zip(rows, mask)]
 
 
-def _cmin_fields(cands: "Candidates", spans: torch.Tensor, durations: torch.Tensor, lengths,
-                 eval_cfg: EvalConfig) -> list[dict]:
-    """Per query, the ``cmin`` field of a prediction line (see the module docstring)."""
-    from momentloc.heads.anchors import frame_ground_truth, ground_truth_steps
+def cmin_frame_rule(model) -> str:
+    """How ``eval.protocol: cmin`` places a query's ground truth on the frame grid for
+    ``model``: ``raw_frames`` when its config selects ``target_grid: raw_frames`` (the CSMGAN
+    release's labels from the raw feature count, as its training targets), else ``frames``
+    (the steps covering the seconds); see :func:`protocol_cmin.ground_truth_frames`."""
+    core = model.module if hasattr(model, "module") else model
+    grid = getattr(getattr(core, "cfg", None), "target_grid", None)
+    return "raw_frames" if grid == "raw_frames" else "frames"
 
+
+def _cmin_fields(cands: "Candidates", meta: Sequence[dict], spans: torch.Tensor,
+                 durations: torch.Tensor, lengths, eval_cfg: EvalConfig,
+                 frame_rule: str) -> list[dict]:
+    """Per query, the ``cmin`` field of a prediction line (see the module docstring)."""
     if cands.steps is None or lengths is None:
         raise ConfigError("eval.protocol cmin scores candidates on the model's step grid: the "
                           "model must return Candidates.steps (the anchor models CSMGAN and FIAN "
@@ -80,7 +91,7 @@ def _cmin_fields(cands: "Candidates", spans: torch.Tensor, durations: torch.Tens
     n = torch.as_tensor(lengths).detach().to("cpu", torch.float64).reshape(-1)
     spans = torch.as_tensor(spans).detach().to("cpu", torch.float64)
     durations = torch.as_tensor(durations).detach().to("cpu", torch.float64).reshape(-1)
-    gt = frame_ground_truth(ground_truth_steps(spans, durations, n))
+    gt = protocol_cmin.ground_truth_frames(spans, durations, n, meta, frame_rule)
     gt = torch.stack([gt[:, 0], gt[:, 1] - 1], -1).numpy().astype(np.int64)
     scores = (cands.scores * cands.valid).detach().to("cpu", torch.float32).numpy()
     boxes = protocol_cmin.round_clip_boxes(
@@ -120,7 +131,7 @@ def decode_candidates(spans: torch.Tensor, scores: torch.Tensor, valid: torch.Te
 
 def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
                         eval_cfg: EvalConfig, full_ranking: bool = False,
-                        lengths=None) -> list[dict]:
+                        lengths=None, frame_rule: str = "frames") -> list[dict]:
     """NMS'd prediction lines for a batch (one NMS call per setting, vectorized over B).
 
     Args:
@@ -133,6 +144,9 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         full_ranking: also store ``ranked_spans`` (all valid candidates by score, no NMS);
             pass True for DiDeMo's protocol.
         lengths: ``(B,)`` real steps per video (``eval.protocol: cmin`` needs them).
+        frame_rule: how ``eval.protocol: cmin`` places the ground truth on the frame grid,
+            ``frames`` or ``raw_frames`` (from ``meta``'s ``num_features`` and ``span_rows``;
+            :func:`cmin_frame_rule` gives a model's).
     Returns:
         ``B`` dicts in the predictions-file layout (see the module docstring).
     """
@@ -163,7 +177,7 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         order = torch.sort(c_scores.masked_fill(~c_valid, float("-inf")), dim=1, descending=True,
                            stable=True).indices
         ranked = _gather_rows(c_spans, c_scores, order, torch.gather(c_valid, 1, order))
-    cmin = (_cmin_fields(cands, spans, durations, lengths, eval_cfg)
+    cmin = (_cmin_fields(cands, meta, spans, durations, lengths, eval_cfg, frame_rule)
             if eval_cfg.protocol == "cmin" else None)
 
     lines = []

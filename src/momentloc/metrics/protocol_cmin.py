@@ -19,6 +19,11 @@ R@5 by several points:
 
 Everything is vectorized over queries and boxes; NMS loops once per pick (all queries at
 once), never over boxes. ``max_picks`` stops it early when only the first picks are needed.
+
+The ground truth it scores against is on the same frame grid: :func:`ground_truth_frames`
+gives each query's frames by the ``frames`` rule (the steps covering the seconds) or the
+CSMGAN release's ``raw_frames`` rule (:func:`release_frame_labels`, from the video's raw
+feature count), the one function both the training targets and the evaluation use.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import torch
 
 # The official thresholds and cut-offs (criteria.compute_IoU_recall).
 CMIN_IOU_THRESHOLDS: tuple[float, ...] = (0.1, 0.3, 0.5, 0.7)
@@ -179,3 +185,86 @@ def frame_boxes_recall(boxes, valid, gt, m: float, recall_at: Sequence[int]) -> 
     ok = (inclusive_iou(gt, boxes) >= m) & valid
     rank = np.arange(k)[None, :]
     return np.stack([(ok & (rank < n)).any(1) for n in recall_at], axis=1)
+
+
+# -- the ground-truth frames ---------------------------------------------------------------
+FRAME_RULES = ("frames", "raw_frames")
+
+
+def feature_rows(meta: Sequence[dict], spans: torch.Tensor, durations: torch.Tensor,
+                 lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each moment on its video's raw feature rows: ``(B, 2)`` float64 ``meta["span_rows"]``
+    and ``(B,)`` long ``meta["num_features"]`` (set by datasets read from a feature store, in
+    float64 from the annotation). A sample without them counts its ``lengths`` real steps as
+    its rows (features given at the model's resolution: random benchmark batches, tests) and
+    places the moment from the seconds ``spans`` ``(B, 2)`` over ``durations`` ``(B,)``."""
+    steps = torch.as_tensor(lengths).reshape(-1).tolist()
+    spans = torch.as_tensor(spans).detach().cpu().double()
+    durations = torch.as_tensor(durations).detach().cpu().double().reshape(-1)
+    counts, rows = [], []
+    for b, n in enumerate(steps):
+        m_b = meta[b] if b < len(meta) else {}
+        m = m_b.get("num_features", int(n))
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(f"meta['num_features'] of query {m_b.get('query_id', b)!r} must "
+                             f"be a positive number of feature rows, got {m!r}")
+        counts.append(m)
+        rows.append(m_b["span_rows"] if "span_rows" in m_b else
+                    (spans[b] * (m / durations[b].clamp_min(1e-12))).tolist())
+    return (torch.tensor(rows, dtype=torch.float64).reshape(-1, 2),
+            torch.tensor(counts, dtype=torch.long))
+
+
+def release_frame_labels(rows: torch.Tensor, num_rows: torch.Tensor, lengths: torch.Tensor,
+                         num_steps: int) -> torch.Tensor:
+    """``(B, 2)`` float64 ``[start, end + 1)``: the CSMGAN release's inclusive ground-truth
+    steps of moments at ``rows`` (``(B, 2)`` positions on the M = ``num_rows`` raw feature
+    rows, ``seconds * M / duration``; see :func:`feature_rows`).
+
+    Raw frames ``trunc(rows)`` (the end clipped to ``M - 1``, the start to at most the end);
+    the n = ``lengths`` steps resample raw frames ``index_i = trunc(i (M - 1) / (n - 1))``
+    (the last is ``M - 1``); the start is the first step with ``index_i >= start``, the end
+    the last with ``index_i <= end``, or ``n - 1`` when the raw end frame equals ``n - 1``
+    (the release compares it with the resampled length); an end before the start moves the
+    start to it. Steps from n to ``num_steps`` are padding.
+    """
+    f64 = torch.float64
+    m, n = num_rows.to(f64), lengths.to(f64)
+    raw = torch.trunc(rows.to(f64))
+    end = torch.minimum(raw[:, 1], m - 1).clamp_min(0)
+    start = torch.minimum(raw[:, 0], end).clamp_min(0)
+    i = torch.arange(num_steps, device=rows.device, dtype=f64)[None]           # (1, T)
+    index = torch.trunc(i * ((m - 1) / (n - 1).clamp_min(1))[:, None])         # (B, T)
+    index = torch.where(i == (n - 1)[:, None], (m - 1)[:, None], index)
+    index = torch.where(i < n[:, None], index, torch.inf)                       # padded steps
+    first = (index < start[:, None]).sum(1).to(f64)
+    last = torch.where(end == n - 1, n - 1, (index <= end[:, None]).sum(1).to(f64) - 1)
+    return torch.stack([torch.minimum(first, last), last + 1], -1)
+
+
+def ground_truth_frames(spans: torch.Tensor, durations: torch.Tensor, lengths: torch.Tensor,
+                        meta: Sequence[dict] = (), rule: str = "frames",
+                        num_steps: int | None = None) -> torch.Tensor:
+    """``(B, 2)`` float64 ``[start, end + 1)``: each query's integer ground-truth steps.
+
+    Args:
+        spans: ``(B, 2)`` seconds. durations: ``(B,)`` seconds. lengths: ``(B,)`` real steps.
+        meta: per query, ``num_features`` and ``span_rows`` (``raw_frames`` reads them).
+        rule: ``frames``: the steps covering ``[s n/T, e n/T)`` (computed in the dtype of
+            ``spans``); ``raw_frames``: the release's labels from the raw feature count
+            (:func:`release_frame_labels`, a CSMGAN model's ``target_grid: raw_frames``).
+        num_steps: the padded step grid (default ``max(lengths)``).
+    """
+    from momentloc.heads.anchors import frame_ground_truth, ground_truth_steps
+
+    if rule not in FRAME_RULES:
+        raise ValueError(f"unknown ground-truth frame rule {rule!r} ({', '.join(FRAME_RULES)})")
+    spans = torch.as_tensor(spans)
+    lengths = torch.as_tensor(lengths).reshape(-1)
+    if rule == "frames":
+        return frame_ground_truth(ground_truth_steps(spans, torch.as_tensor(durations),
+                                                     lengths)).double()
+    rows, counts = feature_rows(meta, spans, durations, lengths)
+    grid = int(lengths.max()) if num_steps is None else int(num_steps)
+    return release_frame_labels(rows.to(spans.device), counts.to(spans.device),
+                                lengths.to(spans.device), grid)

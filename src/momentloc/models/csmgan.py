@@ -24,11 +24,12 @@ from momentloc.heads.anchors import (
     AnchorLayout,
     CenteredAnchorHead,
     anchor_candidates,
-    frame_ground_truth,
     ground_truth_steps,
     scaled_widths,
 )
 from momentloc.losses.alignment import iou_alignment_loss, offset_loss
+from momentloc.metrics.protocol_cmin import ground_truth_frames
+from momentloc.metrics.protocol_cmin import release_frame_labels  # noqa: F401 (re-exported)
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers.convgru import ConvGRUCell
 from momentloc.models.layers.masking import masked_softmax
@@ -106,7 +107,8 @@ class CSMGANConfig(ModelConfig):
             targets are then on integer frames) or ``raw_frames`` (the release's frame labels,
             from the video's raw feature count and the moment on those rows,
             ``meta["num_features"]`` and ``meta["span_rows"]``, which datasets read from a
-            feature store set: :func:`release_frame_labels`).
+            feature store set: :func:`~momentloc.metrics.protocol_cmin.release_frame_labels`;
+            ``eval.protocol: cmin`` takes its ground truth by the same rule).
         align_norm: average the alignment BCE over the ``legal`` anchors or over ``all``
             anchors of the batch (the release's mean over B x K with illegal ones at 0).
         boundary_reduction: the two boundary terms of an anchor are summed (``sum``, eq. 18)
@@ -360,56 +362,6 @@ class MultiModalIntegration(nn.Module):
         return torch.cat([video, attn @ query], -1), attn                  # eq. 14, f_t
 
 
-def feature_rows(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each moment on its video's raw feature rows: ``(B, 2)`` float64 ``meta["span_rows"]``
-    and ``(B,)`` long ``meta["num_features"]`` (set by datasets read from a feature store, in
-    float64 from the annotation). A sample without them counts its real steps as its rows
-    (features given at the model's resolution: random benchmark batches, tests) and places
-    the moment from the float32 seconds."""
-    steps = batch.video_mask.sum(1).tolist()
-    spans, durations = batch.spans.detach().cpu().double(), batch.durations.detach().cpu().double()
-    counts, rows = [], []
-    for b, n in enumerate(steps):
-        meta = batch.meta[b] if b < len(batch.meta) else {}
-        m = meta.get("num_features", n)
-        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-            raise ValueError(f"meta['num_features'] of query {meta.get('query_id', b)!r} must "
-                             f"be a positive number of feature rows, got {m!r}")
-        counts.append(m)
-        rows.append(meta["span_rows"] if "span_rows" in meta else
-                    (spans[b] * (m / durations[b].clamp_min(1e-12))).tolist())
-    device = batch.spans.device
-    return (torch.tensor(rows, dtype=torch.float64, device=device).reshape(-1, 2),
-            torch.tensor(counts, dtype=torch.long, device=device))
-
-
-def release_frame_labels(rows: torch.Tensor, num_rows: torch.Tensor, lengths: torch.Tensor,
-                         num_steps: int) -> torch.Tensor:
-    """``(B, 2)`` float64 ``[start, end + 1)``: the CSMGAN release's inclusive ground-truth
-    steps of moments at ``rows`` (``(B, 2)`` positions on the M = ``num_rows`` raw feature
-    rows, ``seconds * M / duration``; see :func:`feature_rows`).
-
-    Raw frames ``trunc(rows)`` (the end clipped to ``M - 1``, the start to at most the end);
-    the n = ``lengths`` steps resample raw frames ``index_i = trunc(i (M - 1) / (n - 1))``
-    (the last is ``M - 1``); the start is the first step with ``index_i >= start``, the end
-    the last with ``index_i <= end``, or ``n - 1`` when the raw end frame equals ``n - 1``
-    (the release compares it with the resampled length); an end before the start moves the
-    start to it. Steps from n to ``num_steps`` are padding.
-    """
-    f64 = torch.float64
-    m, n = num_rows.to(f64), lengths.to(f64)
-    raw = torch.trunc(rows.to(f64))
-    end = torch.minimum(raw[:, 1], m - 1).clamp_min(0)
-    start = torch.minimum(raw[:, 0], end).clamp_min(0)
-    i = torch.arange(num_steps, device=rows.device, dtype=f64)[None]           # (1, T)
-    index = torch.trunc(i * ((m - 1) / (n - 1).clamp_min(1))[:, None])         # (B, T)
-    index = torch.where(i == (n - 1)[:, None], (m - 1)[:, None], index)
-    index = torch.where(i < n[:, None], index, torch.inf)                       # padded steps
-    first = (index < start[:, None]).sum(1).to(f64)
-    last = torch.where(end == n - 1, n - 1, (index <= end[:, None]).sum(1).to(f64) - 1)
-    return torch.stack([torch.minimum(first, last), last + 1], -1)
-
-
 class CSMGAN(GroundingModel):
     """The full network; see the module docstring. Build with :func:`build_csmgan`."""
 
@@ -488,11 +440,10 @@ class CSMGAN(GroundingModel):
         """``(B, 2)`` the ground truth ``[start, end)`` in steps as ``target_grid`` places it
         (float64 integer steps on the frame grids)."""
         lengths = batch.video_mask.sum(1)
-        if self.cfg.target_grid == "raw_frames":
-            rows, count = feature_rows(batch)
-            return release_frame_labels(rows, count, lengths, batch.video_feats.shape[1])
-        gt = ground_truth_steps(batch.spans, batch.durations, lengths)
-        return frame_ground_truth(gt).double() if self.cfg.target_grid == "frames" else gt
+        if self.cfg.target_grid != "continuous":
+            return ground_truth_frames(batch.spans, batch.durations, lengths, batch.meta,
+                                       self.cfg.target_grid, batch.video_feats.shape[1])
+        return ground_truth_steps(batch.spans, batch.durations, lengths)
 
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per-anchor training targets: ``align`` ``(B, K)`` soft labels, ``offsets``
