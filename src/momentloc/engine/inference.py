@@ -314,14 +314,17 @@ class Predictor:
 
     def localize(self, features: np.ndarray, duration: float, queries: list[str], top_k: int = 5
                  ) -> list[list[Moment]]:
-        """Ranked moments (seconds) for each query in one video, after NMS.
+        """Ranked moments (seconds) for each query in one video, decoded as the run's
+        evaluation decodes them (:func:`~momentloc.engine.predictions.decode_candidates`:
+        ``eval.protocol: tan2d`` ranks and suppresses as the 2D-TAN release, the others by NMS
+        at ``eval.nms_thresh``), so a run predicts the moments its evaluation scores.
 
         Args:
             features: ``(M, D)`` raw clip features of the video (the run's feature kind).
             duration: the video's length in seconds.
             queries: sentences; each gets up to ``top_k`` moments.
         """
-        from momentloc.spans import batched_nms
+        from momentloc.engine.predictions import decode_candidates
 
         if not queries:
             raise ConfigError("no query given")
@@ -337,9 +340,12 @@ class Predictor:
         step = max(1, self.cfg.train.eval_batch_size)
         for lo in range(0, len(queries), step):
             cands = self.candidates(features, duration, list(queries[lo:lo + step]))
-            keep, kept = batched_nms(cands.spans.float(), cands.scores.float(),
-                                     self.cfg.eval.nms_thresh, int(top_k), cands.valid)
-            spans, scores = cands.spans.float().cpu(), cands.scores.float().cpu()
+            # float64 and invalid candidates at score 0, as prediction lines are decoded
+            spans = cands.spans.detach().to("cpu", torch.float64)
+            scores = cands.scores.detach().to("cpu", torch.float64)
+            valid = cands.valid.detach().to("cpu", torch.bool)
+            keep, kept = decode_candidates(spans, scores, valid, self.cfg.eval, int(top_k))
+            scores = scores.masked_fill(~valid, 0.0)
             keep, kept = keep.cpu(), kept.cpu()
             for i in range(keep.shape[0]):
                 idx = keep[i][kept[i]]

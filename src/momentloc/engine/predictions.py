@@ -113,8 +113,11 @@ def decode_candidates(spans: torch.Tensor, scores: torch.Tensor, valid: torch.Te
                       eval_cfg: EvalConfig, top_k: int | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """The moments a query reports, best first: ``keep (B, k)`` indices into the candidates and
-    ``kept (B, k)`` bool. ``eval.protocol: tan2d`` decodes as the 2D-TAN release
-    (metrics/protocol_tan2d.py); otherwise NMS at ``eval.nms_thresh`` (common spec 6).
+    ``kept (B, k)`` bool: a prediction line's ``pred_spans`` and what ``Predictor.localize``
+    (``momentloc predict``) reports. ``eval.protocol: tan2d`` decodes as the 2D-TAN release
+    (metrics/protocol_tan2d.py); otherwise NMS at ``eval.nms_thresh`` (common spec 6), also
+    for ``cmin``, whose recall is scored from its own per-threshold picks on the frame grid
+    (the ``cmin`` field) while its single ranked list, mIoU and dR come from this decoding.
 
     Args:
         spans: ``(B, K, 2)``. scores: ``(B, K)``. valid: ``(B, K)`` bool.
@@ -164,11 +167,8 @@ def candidates_to_lines(cands: "Candidates", meta: list[dict], spans, durations,
         keep, kept = batched_nms(c_spans, c_scores, thresh, eval_cfg.top_k, c_valid)
         return _gather_rows(c_spans, c_scores, keep, kept)
 
-    if eval_cfg.protocol == "tan2d":
-        keep, kept = decode_candidates(c_spans, c_scores, c_valid, eval_cfg)
-        main = _gather_rows(c_spans, c_scores.masked_fill(~c_valid, 0.0), keep, kept)
-    else:
-        main = nms_rows(eval_cfg.nms_thresh)
+    keep, kept = decode_candidates(c_spans, c_scores, c_valid, eval_cfg)
+    main = _gather_rows(c_spans, c_scores.masked_fill(~c_valid, 0.0), keep, kept)
     by_iou = {}
     if eval_cfg.nms_mode == "per_metric":
         by_iou = {threshold_key(m): nms_rows(m - 0.05) for m in per_metric_thresholds(eval_cfg)}
