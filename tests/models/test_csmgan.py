@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from momentloc.config import list_presets, load_config
 from momentloc.data.batch import Batch
 from momentloc.errors import ConfigError
+from momentloc.metrics.protocol_cmin import release_frame_labels
 from momentloc.models import ModelContext, create_model
 from momentloc.models.csmgan import (
     CSMGAN,
@@ -15,7 +16,6 @@ from momentloc.models.csmgan import (
     HierarchicalSentenceEncoder,
     JointGraphLayer,
     MultiModalIntegration,
-    release_frame_labels,
 )
 from momentloc.models.layers.position import sinusoidal_table
 from momentloc.spans import temporal_iou

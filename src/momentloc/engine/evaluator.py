@@ -10,8 +10,7 @@ from momentloc.config.schema import EvalConfig, ExperimentConfig
 from momentloc.data.card import DatasetCard
 from momentloc.data.dataset import collate
 from momentloc.engine.distributed import DistInfo, all_gather_objects
-from momentloc.engine.predictions import (candidates_to_lines, cmin_frame_rule,
-                                          metrics_from_lines)
+from momentloc.engine.predictions import candidates_to_lines, cmin_frame_rule, metrics_from_lines
 from momentloc.engine.runtime import autocast, progress
 from momentloc.errors import ConfigError
 

@@ -29,7 +29,6 @@ from momentloc.heads.anchors import (
 )
 from momentloc.losses.alignment import iou_alignment_loss, offset_loss
 from momentloc.metrics.protocol_cmin import ground_truth_frames
-from momentloc.metrics.protocol_cmin import release_frame_labels  # noqa: F401 (re-exported)
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers.convgru import ConvGRUCell
 from momentloc.models.layers.masking import masked_softmax
