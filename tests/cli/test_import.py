@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from momentloc.cli.main import main
+from momentloc.config import load_config
 from momentloc.errors import CheckpointError, ConfigError
 from momentloc.official import converter, import_checkpoint, unwrap_checkpoint
 from momentloc.official import tan2d as official
@@ -69,6 +71,10 @@ def test_round_trip_predict_and_evaluate_give_the_official_moments(fx, tmp_path,
         assert (run / name).is_file(), name
     meta = json.loads((run / "meta.json").read_text())
     assert meta["imported"]["official_model"] == "tan2d" and len(meta["imported"]["sha256"]) == 64
+    # predict and evaluate read the run's config: the release's white-space tokenizer (the
+    # fixtures' Charades-STA sentences end with a "." that the release's reader cuts)
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["tokenizer"] == \
+        load_config("tan2d", preset).data.tokenizer
 
     dec = fx["decoded"]
     for b, (vid, ann) in enumerate(zip(fx["source"]["video_ids"], fx["source"]["annotations"])):

@@ -172,3 +172,60 @@ def test_query_encoder_vectors(tmp_path):
     ids, vecs = QueryEncoder(vocab, vectors, 4, "zero").encode("turn xyzzy light")
     assert ids.dtype == np.int64 and ids.tolist() == [vocab.id("turn"), UNK, vocab.id("light")]
     np.testing.assert_allclose(vecs, [[4, 5, 6], [0, 0, 0], [-1, -2, -0.3]])
+
+
+@pytest.mark.parametrize("sentence,tokens", [
+    ("Person turn a light on.", ["person", "turn", "a", "light", "on."]),
+    (" The person's hand, then ... sits!", ["the", "person's", "hand,", "then", "...", "sits!"]),
+    ("He doesn't\tput on a T-shirt\n", ["he", "doesn't", "put", "on", "a", "t-shirt"]),
+    ("  ", []),
+])
+def test_whitespace_tokenizer_is_the_release_split(sentence, tokens):
+    assert tokenize(sentence, "whitespace") == tokens == [w.lower() for w in sentence.split()]
+    with pytest.raises(ValueError, match="unknown tokenizer 'spacy'"):
+        tokenize(sentence, "spacy")
+
+
+@pytest.mark.parametrize("sentence,tokens", [
+    ("Person opens the door.", ["person", "opens", "the", "door"]),
+    ("person's hand, then sits.. ", ["person's", "hand,", "then", "sits."]),  # one "." only
+    ("a person smiles", ["a", "person", "smiles"]),
+    (".", []),
+])
+def test_trim_period_tokenizer_is_the_release_charades_reader(sentence, tokens):
+    assert tokenize(sentence, "whitespace_trim_period") == tokens
+    # the release: the annotation line cut at ".\n", then split() and lowercased
+    line = sentence.rstrip() + "\n"
+    assert tokens == [w.lower() for w in line.split(".\n")[0].split()]
+
+
+def test_whitespace_vocabulary_keeps_punctuated_words_unknown_with_a_zero_vector(tmp_path):
+    queries = ["Person turn on the light.", "the person turn"]
+    vocab = Vocabulary.build(tokenize(q, "whitespace") for q in queries)
+    assert "light." in vocab and "light" not in vocab
+    table = load_glove(write_glove(tmp_path), vocab.words[2:])
+    kept, vectors = build_embeddings(vocab, table, "zero")
+    assert "light." not in kept  # no GloVe vector: the unknown word, a zero vector
+    enc = QueryEncoder(kept, vectors, 10, "zero", "whitespace")
+    ids, vecs = enc.encode("Person turn on the light.")
+    assert ids.tolist() == [kept.id("person"), kept.id("turn"), UNK, kept.id("the"), UNK]
+    np.testing.assert_array_equal(vecs[-1], 0)
+    # the same sentence under the default tokenizer reads "light" with its vector
+    glove_vocab, glove_vectors = build_embeddings(
+        Vocabulary.build(tokenize(q) for q in queries),
+        load_glove(write_glove(tmp_path), ["person", "turn", "on", "the", "light"]), "zero")
+    _, gvecs = QueryEncoder(glove_vocab, glove_vectors, 10, "zero").encode(queries[0])
+    np.testing.assert_allclose(gvecs[-1], [-1, -2, -0.3])
+
+
+def test_the_release_presets_select_the_white_space_tokenizer():
+    from momentloc.config import load_config
+
+    for preset in ("activitynet", "activitynet_conv", "tacos", "tacos_conv"):
+        assert load_config("tan2d", preset).data.tokenizer == "whitespace", preset
+    for preset in ("charades", "charades_conv"):  # the release's reader cuts the final "."
+        assert load_config("tan2d", preset).data.tokenizer == "whitespace_trim_period", preset
+    for preset in ("activitynet", "tacos", "charades", "charades_conv"):
+        assert load_config("tan2d", preset, ["data.tokenizer=glove"]).data.tokenizer == "glove"
+    assert load_config("tan2d", "synthetic").data.tokenizer == "glove"  # the measured setting
+    assert load_config("csmgan", "charades").data.tokenizer == "glove"

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -263,3 +264,73 @@ def test_an_early_stopped_run_stays_stopped_when_resumed(synth_card, tmp_path, m
     again = train(cfg, run, resume=True)
     assert again.epochs_run == 2 and again.test_metrics == first.test_metrics
     assert load_checkpoint(run / "checkpoints" / "last.pt")["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_plateau_on_the_validation_loss_is_stepped_with_it_and_resumes(synth_card, tmp_path,
+                                                                        monkeypatch):
+    cfg = fast_cfg(synth_card("charades"), [
+        "train.epochs=3", "data.val_holdout=0.3", "optim.scheduler=plateau",
+        "optim.plateau_on=neg_val_loss", "optim.plateau_mode=min", "optim.step_size=1",
+        "optim.gamma=0.5"])
+    seen: list[float] = []
+    step = torch.optim.lr_scheduler.ReduceLROnPlateau.step
+
+    def recording(self, value, *args, **kwargs):
+        seen.append(float(value))
+        return step(self, value, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.lr_scheduler.ReduceLROnPlateau, "step", recording)
+    run_a = tmp_path / "a"
+    train(cfg, run_a)
+    rows = [json.loads(x) for x in (run_a / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["val/loss"] > 0 for r in rows)
+    assert seen == [-r["val/loss"] for r in rows]  # the negated mean validation loss
+    assert load_checkpoint(run_a / "checkpoints" / "last.pt")["scheduler"]["last_epoch"] == 3
+    # the selection metric alone: no validation loss is computed
+    plain = fast_cfg(synth_card("charades"), ["train.epochs=1", "data.val_holdout=0.3",
+                                              "optim.scheduler=plateau"])
+    seen.clear()
+    train(plain, tmp_path / "plain")
+    row = json.loads((tmp_path / "plain" / "metrics.jsonl").read_text())
+    assert "val/loss" not in row and seen == [row["val/R1@0.5"]]
+
+    # killed during epoch 3, resumed: the scheduler continues from last.pt
+    calls = {"n": 0}
+    original = Trainer.train_epoch
+
+    def killed_in_third_epoch(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", killed_in_third_epoch)
+    run_b = tmp_path / "b"
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run_b)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    train(cfg, run_b, resume=True)
+    sa = load_checkpoint(run_a / "checkpoints" / "last.pt")["scheduler"]
+    sb = load_checkpoint(run_b / "checkpoints" / "last.pt")["scheduler"]
+    assert sb == sa and sb["last_epoch"] == 3  # a fresh scheduler would have counted 1
+    rows_b = [json.loads(x) for x in (run_b / "metrics.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in rows_b] == [r["lr"] for r in rows]
+
+
+def test_a_run_predicts_with_the_tokenizer_it_trained_with(synth_card, tmp_path):
+    from momentloc.data.text import tokenize
+    from momentloc.engine.inference import Predictor
+
+    run = tmp_path / "ws"
+    train(fast_cfg(synth_card("charades"), ["train.epochs=1", "data.tokenizer=whitespace"]), run)
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["tokenizer"] == "whitespace"
+    words = json.loads((run / "artifacts" / "vocab.json").read_text())["words"][2:]
+    word = next(w for w in words if w.isalpha())
+    pred = Predictor(run, checkpoint="last")
+    assert pred.encoder.tokenizer == "whitespace"
+    query = f"{word} {word.upper()}."
+    assert pred.check_query(query).unknown_words == [f"{word}."]  # punctuation stays on it
+    assert tokenize(query) == [word, word]  # the default tokenizer would read the word twice
+    batch = pred.data.make_batch(np.zeros((8, pred.data.store.dim), np.float32), 10.0, [query])
+    assert batch.query_mask.sum().item() == 1  # oov: drop removes "word."

@@ -52,6 +52,11 @@ class DataConfig:
             a test word that has a pretrained vector keeps it instead of becoming out of
             vocabulary, as in the papers' code, which looks words up in GloVe directly; no
             moment of those splits is read for it) or ``train`` (the training split only).
+        tokenizer: how a query becomes words (data/text.py ``tokenize``): ``glove`` drops
+            punctuation and splits clitics as GloVe's tokenizer; ``whitespace`` splits at white
+            space only, as 2D-TAN's release (``door.`` and ``person's`` stay one word);
+            ``whitespace_trim_period`` first removes a final ``.``, as the release's
+            Charades-STA reader. A run tokenizes at predict time as in training (its config).
         on_bad_input: ``error`` stops at the first bad item; ``skip`` drops it and logs it.
         num_workers: DataLoader worker processes (0 = load in the main process).
         cache_features: keep resampled features of each video in memory once read.
@@ -74,6 +79,7 @@ class DataConfig:
     max_query_len: int = 20
     oov: Literal["drop", "zero", "unk"] = "drop"
     vocab_from: Literal["train", "all"] = "all"
+    tokenizer: Literal["glove", "whitespace", "whitespace_trim_period"] = "glove"
     on_bad_input: Literal["error", "skip"] = "error"
     num_workers: int = 0
     cache_features: bool = True
@@ -92,6 +98,12 @@ class OptimConfig:
     ``warmup_init_lr``: None, the k-th update (k = 0, 1, ...) of the warm-up uses
     ``lr (k + 1) / warmup_steps``; a value, fairseq's rule ``warmup_init_lr + k (lr -
     warmup_init_lr) / warmup_steps``, with ``inverse_sqrt`` then ``lr sqrt(warmup_steps / k)``.
+    ``plateau`` multiplies the lr by ``gamma`` after ``step_size + 1`` validations without a
+    new best of the value ``plateau_on`` names (``metric``: the selection metric;
+    ``val_loss``: the mean weighted validation loss; ``neg_val_loss``: its negation), best
+    meaning largest with ``plateau_mode: max``, smallest with ``min``. 2D-TAN's release steps
+    ``mode min`` with the negated validation loss (``neg_val_loss`` + ``min``): its lr decays
+    when the validation loss has not reached a new *maximum*.
     """
 
     name: Literal["adam", "adamw", "fairseq_adam", "sgd"] = "adam"
@@ -106,6 +118,8 @@ class OptimConfig:
     step_size: int = 10
     gamma: float = 0.1
     min_lr: float = 0.0
+    plateau_on: Literal["metric", "val_loss", "neg_val_loss"] = "metric"
+    plateau_mode: Literal["max", "min"] = "max"
 
     def __post_init__(self):
         check_ranges(self)

@@ -120,7 +120,8 @@ class DataBundle:
                                        self.cfg, self.pca, bad)
 
     def query_encoder(self) -> QueryEncoder:
-        return QueryEncoder(self.vocab, self.word_vectors, self.cfg.max_query_len, self.cfg.oov)
+        return QueryEncoder(self.vocab, self.word_vectors, self.cfg.max_query_len, self.cfg.oov,
+                            self.cfg.tokenizer)
 
     def video_features(self, video_id: str) -> tuple[np.ndarray, float | None]:
         """Raw ``(M, D)`` features of a store video and its duration from the records (None
@@ -267,7 +268,7 @@ def _text_side(cfg: DataConfig, card: DatasetCard, queries: list[MomentRecord]
     path = card.path(card.word_vectors)
     if not path.is_file():
         raise DataError("word-vector file not found (the card's word_vectors)", path=str(path))
-    full = Vocabulary.build(tokenize(r.query) for r in queries)
+    full = Vocabulary.build(tokenize(r.query, cfg.tokenizer) for r in queries)
     cache = default_cache_dir() if path.stat().st_size >= _CACHE_MIN_BYTES else None
     table = load_glove(path, full.words[2:], cache_dir=cache)
     vocab, vectors = build_embeddings(full, table, cfg.oov)

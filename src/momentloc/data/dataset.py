@@ -92,7 +92,7 @@ class GroundingDataset(Dataset):
         self.store = store
         self.cfg = cfg
         self.encoder = QueryEncoder(vocab, np.asarray(word_vectors, dtype=np.float32),
-                                    cfg.max_query_len, cfg.oov)
+                                    cfg.max_query_len, cfg.oov, cfg.tokenizer)
         self._pca = pca
         self.cache = FeatureCache() if cfg.cache_features else None
         policy = InputPolicy(cfg.on_bad_input)

@@ -28,6 +28,7 @@ log = logging.getLogger("momentloc.data")
 PAD, UNK = 0, 1
 PAD_TOKEN, UNK_TOKEN = "<pad>", "<unk>"
 OOVPolicy = Literal["drop", "zero", "unk"]
+Tokenizer = Literal["glove", "whitespace", "whitespace_trim_period"]
 
 # -- tokenization --------------------------------------------------------------------------
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'"})
@@ -36,13 +37,24 @@ _WORD = re.compile(r"[^\W_]+(?:[-'.][^\W_]+)*")
 _CLITIC = re.compile(r"^(.+?)(n't|'s|'re|'ve|'ll|'d|'m)$")
 
 
-def tokenize(text: str) -> list[str]:
-    """Lowercase words of a sentence, punctuation tokens dropped.
+def tokenize(text: str, tokenizer: Tokenizer = "glove") -> list[str]:
+    """Lowercase words of a sentence.
 
-    Clitics are split as in the Penn Treebank tokenization GloVe's vocabulary was built
-    with: ``"person's" -> ["person", "'s"]``, ``"doesn't" -> ["does", "n't"]``. Inner
-    hyphens, apostrophes and dots stay (``t-shirt``, ``o'clock``, ``1.5``).
+    ``glove``: punctuation tokens dropped, clitics split as in the Penn Treebank tokenization
+    GloVe's vocabulary was built with: ``"person's" -> ["person", "'s"]``, ``"doesn't" ->
+    ["does", "n't"]``. Inner hyphens, apostrophes and dots stay (``t-shirt``, ``o'clock``,
+    ``1.5``). ``whitespace``: the sentence split at white space, as 2D-TAN's release reads
+    it; punctuation stays on its word (``"door."``, ``"person's"``). ``whitespace_trim_period``:
+    the same after removing one final ``.``, as the release's Charades-STA reader does (it
+    cuts each annotation line at ``".\n"``).
     """
+    if tokenizer == "whitespace_trim_period":
+        return text.rstrip().removesuffix(".").lower().split()
+    if tokenizer == "whitespace":
+        return text.lower().split()
+    if tokenizer != "glove":
+        raise ValueError(f"unknown tokenizer {tokenizer!r} (glove, whitespace, "
+                         f"whitespace_trim_period)")
     out = []
     for word in _WORD.findall(text.lower().translate(_QUOTES)):
         m = _CLITIC.match(word)
@@ -258,8 +270,8 @@ def build_embeddings(vocab: Vocabulary, table: WordVectorTable, oov: OOVPolicy =
 
 # -- encoding ------------------------------------------------------------------------------
 def encode_query(text: str, vocab: Vocabulary, max_len: int, oov: OOVPolicy = "drop",
-                 query_id: str | None = None) -> list[int]:
-    """Word ids of a query, at most ``max_len``.
+                 query_id: str | None = None, tokenizer: Tokenizer = "glove") -> list[int]:
+    """Word ids of a query (words of :func:`tokenize` with ``tokenizer``), at most ``max_len``.
 
     OOV policy: ``drop`` removes unknown words (keeping one UNK if none is left, so every
     query has a token); ``zero`` and ``unk`` map them to the UNK id (whose vector
@@ -268,7 +280,7 @@ def encode_query(text: str, vocab: Vocabulary, max_len: int, oov: OOVPolicy = "d
     Raises:
         DataError: the query has no word (names ``query_id``).
     """
-    tokens = tokenize(text)
+    tokens = tokenize(text, tokenizer)
     if not tokens:
         raise DataError(f"query {query_id!r} has no words: {text!r}")
     ids = [vocab.id(t) for t in tokens]
@@ -287,8 +299,9 @@ class QueryEncoder:
     word_vectors: np.ndarray
     max_len: int
     oov: OOVPolicy = "drop"
+    tokenizer: Tokenizer = "glove"
 
     def encode(self, text: str, query_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(encode_query(text, self.vocab, self.max_len, self.oov, query_id),
-                         dtype=np.int64)
+        ids = np.asarray(encode_query(text, self.vocab, self.max_len, self.oov, query_id,
+                                      self.tokenizer), dtype=np.int64)
         return ids, self.word_vectors[ids]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
@@ -42,10 +44,12 @@ def eval_loader(dataset: Dataset, batch_size: int, dist: DistInfo, num_workers: 
 @torch.no_grad()
 def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int,
                   device: torch.device, dist: DistInfo, amp: bool = False,
-                  num_workers: int = 0, full_ranking: bool = False) -> list[dict]:
+                  num_workers: int = 0, full_ranking: bool = False,
+                  on_batch: Callable | None = None) -> list[dict]:
     """Run ``model`` over ``dataset`` and return one prediction line per query (every rank
     gets all lines, deduplicated). ``full_ranking`` keeps every candidate's rank too (the DiDeMo
-    protocol ranks all 21 moments, not only those left after NMS)."""
+    protocol ranks all 21 moments, not only those left after NMS). ``on_batch(outputs,
+    batch)``, when given, sees each batch's outputs (the trainer's validation loss)."""
     core = model.module if hasattr(model, "module") else model
     was_training = core.training
     core.eval()
@@ -57,6 +61,8 @@ def predict_lines(model, dataset: Dataset, eval_cfg: EvalConfig, batch_size: int
         batch = batch.to(device)
         with autocast(device, amp):
             outputs = core(batch)
+            if on_batch is not None:
+                on_batch(outputs, batch)
         cands = core.candidates(outputs, batch)
         lines += candidates_to_lines(cands, batch.meta, batch.spans, batch.durations, eval_cfg,
                                      full_ranking=full_ranking, lengths=batch.video_mask.sum(1),

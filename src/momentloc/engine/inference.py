@@ -284,7 +284,7 @@ class Predictor:
         if len(text) > MAX_QUERY_CHARS:
             raise ConfigError(f"query of {len(text)} characters is too long (at most "
                               f"{MAX_QUERY_CHARS}): {text[:60]!r}...")
-        tokens = tokenize(text)
+        tokens = tokenize(text, self.encoder.tokenizer)
         if not tokens:
             raise ConfigError(f"query {text!r} has no words")
         unknown = list(dict.fromkeys(t for t in tokens if self.encoder.vocab.id(t) == UNK))

@@ -91,7 +91,8 @@ def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
                     ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """A per-step schedule (``plateau`` is stepped per evaluation instead)."""
+    """A per-step schedule (``plateau`` is stepped per evaluation instead, with the value
+    ``cfg.plateau_on`` names, in ``cfg.plateau_mode``)."""
     warm = max(cfg.warmup_steps, 0)
     floor = cfg.min_lr / cfg.lr if cfg.lr > 0 else 0.0
     init = cfg.warmup_init_lr  # None: ramp from lr / warmup_steps; else fairseq's rule
@@ -124,6 +125,6 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimConfig, total_steps: i
             # fairseq counts the updates already done: lr sqrt(w / k) from update k = w
             return math.sqrt(w / (step + 1 if init is None else max(step, 1)))
     else:  # plateau
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=cfg.gamma,
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode=cfg.plateau_mode, factor=cfg.gamma,
                                                           patience=cfg.step_size, min_lr=cfg.min_lr)
     return torch.optim.lr_scheduler.LambdaLR(opt, fn)

@@ -210,7 +210,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- loop
     def train_epoch(self) -> dict:
-        cfg, tc = self.cfg, self.cfg.train
+        tc = self.cfg.train
         self.model.train()
         self.sampler.set_epoch(self.epoch)
         # Dropout and other randomness depend on (seed, epoch) only, so a resumed run repeats
@@ -227,7 +227,7 @@ class Trainer:
             with autocast(self.device, tc.amp):
                 outputs = self.net(batch)
                 terms = self.model.loss(outputs, batch)
-                loss = weighted_loss({k: v.float() for k, v in terms.items()}, cfg.model.loss_weights)
+                loss = self._total_loss(terms)
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"loss is {loss.item()} at epoch {self.epoch + 1}, step {self.step + 1} "
@@ -268,13 +268,32 @@ class Trainer:
             "samples_per_s": n_samples * self.dist.world_size / max(elapsed, 1e-9),
             "epoch_time_s": elapsed, "lr": self.optimizer.param_groups[0]["lr"]}
 
-    def evaluate(self, role: str) -> tuple[dict, list[dict]]:
-        """Metrics and prediction lines of the model on the split playing ``role``."""
+    def _total_loss(self, terms: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective: the model's loss terms weighted by ``model.loss_weights``."""
+        return weighted_loss({k: v.float() for k, v in terms.items()}, self.cfg.model.loss_weights)
+
+    def _plateau_on_loss(self) -> bool:
+        return (isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+                and self.cfg.optim.plateau_on != "metric")
+
+    def evaluate(self, role: str, with_loss: bool = False) -> tuple[dict, list[dict]]:
+        """Metrics and prediction lines of the model on the split playing ``role``;
+        ``with_loss`` adds ``loss``, the mean over batches of the training objective."""
         dataset = getattr(self.data, role)
+        losses: list[torch.Tensor] = []
+
+        def add_loss(outputs, batch) -> None:
+            losses.append(self._total_loss(self.model.loss(outputs, batch)).detach())
+
         lines = predict_lines(self.net, dataset, self.cfg.eval, self.cfg.train.eval_batch_size,
                               self.device, self.dist, self.cfg.train.amp, self.cfg.data.num_workers,
-                              full_ranking=self.card.protocol == "didemo")
-        return score_lines(lines, self.cfg, self.card), lines
+                              full_ranking=self.card.protocol == "didemo",
+                              on_batch=add_loss if with_loss else None)
+        metrics = score_lines(lines, self.cfg, self.card)
+        if with_loss:
+            mean = torch.stack(losses).double().mean().cpu().reshape(1)
+            metrics["loss"] = float(D.all_reduce_mean(mean, self.dist)[0])
+        return metrics, lines
 
     def _select_score(self, metrics: dict) -> float:
         key = self.cfg.train.select_metric
@@ -325,11 +344,13 @@ class Trainer:
             self.epoch += 1
             improved = False
             if has_val and (self.epoch % tc.eval_every == 0 or self.epoch == tc.epochs):
-                val, _ = self.evaluate("val")
+                val, _ = self.evaluate("val", with_loss=self._plateau_on_loss())
                 row |= {"val/" + k: v for k, v in val.items()}
                 score = self._select_score(val)
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                    self.scheduler.step(score)
+                    on = self.cfg.optim.plateau_on
+                    self.scheduler.step(score if on == "metric" else
+                                        val["loss"] if on == "val_loss" else -val["loss"])
                 improved = score > self.best_score
                 if improved:
                     self.best_score, self.best_epoch, self.bad_evals = score, self.epoch, 0
