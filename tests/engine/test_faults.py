@@ -79,9 +79,9 @@ class Events:
             self.hit(f"epoch {trainer.epoch + 1}")
             return train_epoch(trainer)
 
-        def evaluation(trainer, role):
+        def evaluation(trainer, role, *args, **kwargs):
             self.hit(f"evaluate {role}")
-            return evaluate(trainer, role)
+            return evaluate(trainer, role, *args, **kwargs)
 
         patch(atomic, "_write_file", write_file)
         patch(Trainer, "train_epoch", epoch)
