@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from momentloc.models.layers import MLP, RNNEncoder
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.masking import NEG
 from momentloc.spans import indices_to_seconds, seconds_to_indices
 
@@ -135,7 +136,7 @@ class StartEndHead(nn.Module):
     def _mlp(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
         # No bias on the output: a softmax over time ignores a constant shift, so that bias
         # would never receive a gradient.
-        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
+        return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), Dropout(dropout),
                              nn.Linear(hidden, 1, bias=False))
 
     def forward(self, s: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,8 +29,14 @@ from momentloc.heads.boundary import (
 )
 from momentloc.losses.boundary import boundary_nll, segmentation_bce
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
-from momentloc.models.layers import MLP, LearnedPositionalEncoding, MultiHeadAttention, RNNEncoder
-from momentloc.models.layers import masked_mean
+from momentloc.models.layers import (
+    MLP,
+    LearnedPositionalEncoding,
+    MultiHeadAttention,
+    RNNEncoder,
+    masked_mean,
+)
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.transformer import AttentionBlock
 from momentloc.models.registry import register_model
 
@@ -144,8 +150,8 @@ class CIMHA(GroundingModel):
         self.query_enc = RNNEncoder(ctx.word_dim, dq, cell="lstm")                 # eq. 2
         self.video_self = AttentionBlock(vdim, cfg.video_heads, dropout=p, norm=False)   # eq. 4
         self.query_self = AttentionBlock(dq, cfg.num_heads, dropout=p, norm=False)       # eq. 3
-        self.video_ff = nn.Sequential(MLP([vdim, d, d]), nn.Dropout(p))            # eq. 5
-        self.query_ff = nn.Sequential(MLP([dq, d, d]), nn.Dropout(p))              # eq. 6
+        self.video_ff = nn.Sequential(MLP([vdim, d, d]), Dropout(p))               # eq. 5
+        self.query_ff = nn.Sequential(MLP([dq, d, d]), Dropout(p))                 # eq. 6
         self.pe = LearnedPositionalEncoding(d, ctx.num_clips)                      # eq. 5 (BERT)
         q8 = d if cfg.ci_q_source == "q_hat" else dq
         self.cross7 = _Cross(d, cfg.num_heads, d, cfg.ci_residual, p)              # eq. 7
@@ -154,7 +160,7 @@ class CIMHA(GroundingModel):
         self.cross8 = (_Cross(d, cfg.num_heads, q8, cfg.ci_residual, p)             # eq. 8
                        if cfg.ci_streams == "both" else None)
         fused = 2 * d if cfg.ci_streams == "both" else d                          # eq. 9
-        self.fused_drop = nn.Dropout(p)
+        self.fused_drop = Dropout(p)
         self.start_end = StartEndHead(fused, cfg.lstm_dim, cfg.mlp_hidden, p)      # eqs. 10-13
         self.segment = SegmentationHead(fused, cfg.mlp_hidden, p) if cfg.use_seg else None
 

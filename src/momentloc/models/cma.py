@@ -37,6 +37,7 @@ from momentloc.models.layers import (
     SinusoidalPositionalEncoding,
     masked_softmax,
 )
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.transformer import AttentionBlock
 from momentloc.models.registry import register_model
 
@@ -141,7 +142,7 @@ class CMA(GroundingModel):
         self.query_enc = RNNEncoder(ctx.word_dim, d, cell="lstm", num_layers=cfg.query_layers,
                                     dropout=p)                                  # eqs. 3-4
         self.query_pe = _positional(cfg.pe, d, ctx.max_query_len)                # eq. 5
-        self.drop = nn.Dropout(p)
+        self.drop = Dropout(p)
         self.spe = (SemanticPhraseExtractor(d, cfg.spe_hidden, cfg.num_guides)
                     if cfg.use_encoder and cfg.guides == "spe" else None)
         if cfg.use_encoder:

@@ -31,6 +31,7 @@ from momentloc.losses.alignment import iou_alignment_loss, offset_loss
 from momentloc.metrics.protocol_cmin import ground_truth_frames
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers.convgru import ConvGRUCell
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.masking import masked_softmax
 from momentloc.models.layers.position import sinusoidal_table
 from momentloc.models.layers.rnn import RNNEncoder
@@ -371,7 +372,7 @@ class CSMGAN(GroundingModel):
         # padded to the release's fixed length, data.max_query_len.
         self.max_words = max_words
         d = cfg.hidden_dim
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.video_in = nn.Linear(video_dim, cfg.video_in_linear) if cfg.video_in_linear else None
         self.video_encoder = SelfAttentionVideoEncoder(
             cfg.video_in_linear or video_dim, d, num_layers=cfg.video_sa_layers,

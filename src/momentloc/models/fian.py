@@ -32,6 +32,7 @@ from momentloc.heads.anchors import (
 from momentloc.losses.alignment import balanced_alignment_loss, offset_loss, weighted_anchor_bce
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers.attention import MultiHeadAttention
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.masking import masked_softmax
 from momentloc.models.layers.rnn import RNNEncoder
 from momentloc.models.layers.video_encoder import SelfAttentionVideoEncoder
@@ -157,9 +158,9 @@ class CrossModalEncoder(nn.Module):
                  tied: bool = True, dropout: float = 0.1):
         super().__init__()
         self.attn = CrossModalAttention(dim, num_heads, attn, tied, dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.norm1 = nn.LayerNorm(dim)
-        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), nn.Dropout(dropout),
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), Dropout(dropout),
                                  nn.Linear(ffn_dim, dim))
         self.norm2 = nn.LayerNorm(dim)
 
@@ -229,7 +230,7 @@ class FIAN(GroundingModel):
         super().__init__()
         self.cfg = cfg
         d = cfg.hidden_dim
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
         self.query_encoder = RNNEncoder(word_dim, d)                        # eqs. 1-3
         self.video_encoder = SelfAttentionVideoEncoder(
             video_dim, d, num_layers=cfg.video_sa_layers, num_heads=cfg.video_sa_heads,

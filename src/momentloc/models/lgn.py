@@ -47,6 +47,7 @@ from momentloc.data.batch import Batch
 from momentloc.errors import CheckpointError, ConfigError
 from momentloc.heads.map2d import LayerHook
 from momentloc.models.base import ModelContext
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.registry import register_model
 from momentloc.models.tan2d import TAN2D, TAN2DConfig
 
@@ -254,7 +255,7 @@ class ModulatedCNN(nn.Module):
         self.units = nn.ModuleList(EarlyModulation(query_dim, w) for w in widths)
         self.input_unit = (EarlyModulation(query_dim, input_channels) if self.input_channels
                            else None)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self._query: torch.Tensor | None = None
         for i, name in enumerate(names):
             modules[name].register_forward_hook(partial(self._modulate, i))
@@ -394,7 +395,7 @@ class LGN(TAN2D):
         self.visual = visual
         clip_em = cfg.em and cfg.em_impl == "clip"
         self.clip_unit = EarlyModulation(cfg.hidden_dim, cfg.hidden_dim) if clip_em else None
-        self.clip_unit_dropout = nn.Dropout(cfg.em_dropout)
+        self.clip_unit_dropout = Dropout(cfg.em_dropout)
         self.guidance = (LateGuidance(cfg.hidden_dim, cfg.hidden_dim, cfg.lg_norm)
                          if cfg.lg_k else None)
         first = cfg.num_layers - cfg.lg_k if cfg.lg_position == "last_k" else 0

@@ -42,6 +42,7 @@ from momentloc.heads.map2d import (
 from momentloc.losses.scaled_iou import bce_rescale_loss
 from momentloc.models.base import Candidates, GroundingModel, ModelContext
 from momentloc.models.layers import FrameAvgPool, RNNEncoder
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.registry import register_model
 
 
@@ -137,7 +138,7 @@ class TAN2D(GroundingModel):
         self.tmin, self.tmax = tmin, tmax
         self.iou_float64 = iou_float64
         self.frame = FrameAvgPool(video_dim, hidden_dim, pool_kernel)
-        self.clip_dropout = nn.Dropout(dropout)
+        self.clip_dropout = Dropout(dropout)
         if proposal == "pool":
             self.moment_map: nn.Module = PoolMomentMap(num_clips, scale_layers)
         elif proposal == "conv":

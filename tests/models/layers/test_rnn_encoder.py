@@ -75,3 +75,16 @@ def test_rnn_encoder_dropout_between_layers_ignores_padding(cell):
     assert not torch.allclose(out, out3)            # dropout acts between the layers
     enc.eval()
     assert torch.allclose(enc(x, mask)[0], packed_reference(enc, x, mask)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_per_direction_path_equals_packed(cell):
+    """The path a CPU takes under bf16 autocast (and LSTMs always): each direction one fused
+    call over sequences reversed within their lengths."""
+    torch.manual_seed(3)
+    enc = RNNEncoder(5, 8, cell=cell, num_layers=2)
+    x = torch.randn(4, 6, 5)
+    mask = torch.arange(6)[None] < torch.tensor([6, 3, 1, 5])[:, None]
+    out, last = enc._by_direction(x, mask.sum(1))
+    ref_out, ref_last = packed_reference(enc, x, mask)
+    assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(last, ref_last, atol=1e-6)

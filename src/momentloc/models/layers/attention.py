@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.masking import masked_softmax
 
 
@@ -37,7 +38,7 @@ class MultiHeadAttention(nn.Module):
         self.k_proj = nn.Linear(key_dim or dim, dim, bias=bias)
         self.v_proj = nn.Linear(value_dim or key_dim or dim, dim, bias=bias)
         self.out_proj = nn.Linear(dim, dim, bias=bias)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from momentloc.models.layers.dropout import Dropout
+
 
 class MLP(nn.Sequential):
     """``in -> hidden (xN, activation, dropout) -> out``; ``dims = [in, h1, ..., out]``."""
@@ -17,5 +19,5 @@ class MLP(nn.Sequential):
             if not last or final_activation:
                 layers.append(activation())
                 if dropout > 0 and not last:
-                    layers.append(nn.Dropout(dropout))
+                    layers.append(Dropout(dropout))
         super().__init__(*layers)

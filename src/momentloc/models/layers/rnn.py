@@ -9,6 +9,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from momentloc.models.layers.dropout import dropout
+from momentloc.models.layers.scan import GRUScan
+
 
 class RNNEncoder(nn.Module):
     """GRU or LSTM over a padded ``(B, T, D_in)`` sequence with a ``(B, T)`` mask.
@@ -49,6 +52,8 @@ class RNNEncoder(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         bsz, t, _ = x.shape
         lengths = None if mask is None else mask.sum(1).clamp_min(1)
+        if self.cell == "gru" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+            return self._scan(x, lengths)
         if lengths is None or bool((lengths == t).all()):       # no padding: one fused call
             out, state = self.rnn(x)
             return out, self._last(state)
@@ -65,6 +70,59 @@ class RNNEncoder(nn.Module):
         out, state = self.rnn(packed)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
         return out, self._last(state)
+
+    def _scan(self, x: torch.Tensor, lengths: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A GRU, layer by layer, through :class:`~momentloc.models.layers.scan.GRUScan`: the
+        input projections of all steps and directions in one matrix product, both directions
+        in one loop. The backward direction reads each sequence reversed (within its length
+        when the batch is padded: a permutation that is its own inverse), so padding trails in
+        both directions."""
+        rnn, (bsz, t, _) = self.rnn, x.shape
+        dirs, hid = (2 if self.bidirectional else 1), rnn.hidden_size
+        full = lengths is None or bool((lengths == t).all())
+        steps = torch.arange(t, device=x.device)[None]
+        lens = (torch.full((bsz, 1), t, device=x.device) if lengths is None
+                else lengths.to(x.device)[:, None])
+        order = None
+        if dirs == 2 and not full:                     # (B, T, D, 1): step read at each position
+            rev = torch.where(steps < lens, lens - 1 - steps, steps)
+            order = torch.stack([steps.expand(bsz, t), rev], -1)[..., None]
+        inp = x
+        for layer in range(rnn.num_layers):
+            if layer and rnn.dropout and self.training:
+                inp = dropout(inp, rnn.dropout, training=True)
+            sfx = [f"_l{layer}", f"_l{layer}_reverse"][:dirs]
+            w_ih = torch.cat([getattr(rnn, "weight_ih" + s) for s in sfx])
+            w_hh = torch.stack([getattr(rnn, "weight_hh" + s) for s in sfx])
+            b_ih = b_hh = None
+            if rnn.bias:
+                b_ih = torch.cat([getattr(rnn, "bias_ih" + s) for s in sfx])
+                b_hh = torch.stack([getattr(rnn, "bias_hh" + s) for s in sfx])
+            if b_hh is None:
+                b_hh = w_hh.new_zeros(w_hh.shape[:2])
+            gi = F.linear(inp, w_ih, b_ih).view(bsz, t, dirs, w_hh.shape[1])
+            if order is not None:
+                gi = gi.gather(1, order.expand_as(gi))
+            gi = gi.permute(1, 2, 0, 3)                                    # (T, D, B, G)
+            if dirs == 2 and order is None:            # no padding: a flip reverses in time
+                gi = torch.stack([gi[:, 0], gi[:, 1].flip(0)], 1)
+            hs = GRUScan.apply(gi.contiguous(), w_hh, b_hh)               # (T, D, B, H)
+            if dirs == 2 and order is None:
+                inp = torch.cat([hs[:, 0].transpose(0, 1), hs[:, 1].flip(0).transpose(0, 1)], -1)
+            else:
+                out = hs.permute(2, 0, 1, 3)                               # (B, T, D, H)
+                if order is not None:
+                    out = out.gather(1, order.expand_as(out))
+                inp = out.reshape(bsz, t, dirs * hid)
+        idx = lens[:, 0] - 1
+        rows = torch.arange(bsz, device=x.device)
+        last = inp[rows, idx, :hid]
+        if dirs == 2:
+            last = torch.cat([last, inp[:, 0, hid:]], -1)
+        if full:
+            return inp, last
+        return inp * (steps < lens).unsqueeze(-1).to(inp.dtype), last
 
     def _by_direction(self, x: torch.Tensor, lengths: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,7 +142,7 @@ class RNNEncoder(nn.Module):
         inp = x
         for layer in range(rnn.num_layers):
             if layer and rnn.dropout and self.training:
-                inp = F.dropout(inp, rnn.dropout, training=True)
+                inp = dropout(inp, rnn.dropout, training=True)
             outs = []
             for direction in range(2):
                 first = (2 * layer + direction) * per_dir

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from momentloc.models.layers.attention import MultiHeadAttention
+from momentloc.models.layers.dropout import Dropout
 
 
 class AttentionBlock(nn.Module):
@@ -37,11 +38,11 @@ class AttentionBlock(nn.Module):
                  norm: bool = True, context_dim: int | None = None):
         super().__init__()
         self.attn = MultiHeadAttention(dim, num_heads, key_dim=context_dim, dropout=dropout)
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.norm1 = nn.LayerNorm(dim) if norm else nn.Identity()
         self.ffn = None
         if ffn_dim > 0:
-            self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), nn.Dropout(dropout),
+            self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.ReLU(), Dropout(dropout),
                                      nn.Linear(ffn_dim, dim))
             self.norm2 = nn.LayerNorm(dim) if norm else nn.Identity()
 

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from momentloc.models.layers.attention import MultiHeadAttention
+from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.rnn import RNNEncoder
 
 
@@ -51,7 +52,7 @@ class SelfAttentionVideoEncoder(nn.Module):
                                   for _ in range(num_layers))
         self.norms = nn.ModuleList(nn.LayerNorm(width) if layer_norm else nn.Identity()
                                    for _ in range(num_layers))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
         self.rnn = RNNEncoder(width, output_dim, cell="gru")
 
     def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None
