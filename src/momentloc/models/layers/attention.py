@@ -6,6 +6,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from momentloc.models.layers.dropout import Dropout
 from momentloc.models.layers.masking import masked_softmax
@@ -48,10 +49,13 @@ class MultiHeadAttention(nn.Module):
                 key_mask: torch.Tensor | None = None, query_mask: torch.Tensor | None = None,
                 attn_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         value = key if value is None else value
-        q = self._split(self.q_proj(query))
+        # 1 / sqrt(d_h) scales the query projection's weights, not the (B, h, n, m) logits
+        scale = 1.0 / math.sqrt(self.head_dim)
+        bias = None if self.q_proj.bias is None else self.q_proj.bias * scale
+        q = self._split(F.linear(query, self.q_proj.weight * scale, bias))
         k = self._split(self.k_proj(key))
         v = self._split(self.v_proj(value))
-        logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)        # (B, h, n, m)
+        logits = q @ k.transpose(-1, -2)                                   # (B, h, n, m)
         mask = None if key_mask is None else key_mask[:, None, None, :]
         if attn_mask is not None:
             pair = attn_mask[None, None] if attn_mask.dim() == 2 else attn_mask[:, None]

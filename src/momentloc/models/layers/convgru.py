@@ -51,14 +51,13 @@ class ConvGRUCell(nn.Module):
         m = None if mask is None else mask.unsqueeze(-1).to(h.dtype)
         if m is not None and self.kernel_size > 1:
             x, h = x * m, h * m
-        # The convolutions over [x; h] as a sum over the x and h parts of their weights (views,
-        # no concatenated inputs): the x parts of all three gates in one product, then the h
-        # parts. h' = h + z (h~ - h) is the same update as (1 - z) h + z h~.
-        dx, hid = x.shape[-1], h.shape[-1]
+        # The convolutions over [x; h] as a sum over the x and h parts of their weights (views:
+        # neither the inputs nor the weights are concatenated). h' = h + z (h~ - h) is the same
+        # update as (1 - z) h + z h~.
+        dx = x.shape[-1]
         wg, wc = self.gates.weight, self.candidate.weight
-        x_all = self._conv(x, torch.cat([wg[:, :dx], wc[:, :dx]]),
-                           torch.cat([self.gates.bias, self.candidate.bias]))
-        x_gates, x_cand = x_all.split([2 * hid, hid], dim=-1)
+        x_gates = self._conv(x, wg[:, :dx], self.gates.bias)
+        x_cand = self._conv(x, wc[:, :dx], self.candidate.bias)
         z, r = torch.sigmoid(x_gates + self._conv(h, wg[:, dx:])).chunk(2, dim=-1)
         cand = torch.tanh(x_cand + self._conv(r * h, wc[:, dx:]))
         out = h + z * (cand - h)

@@ -9,7 +9,9 @@ NEG = -1e30  # finite: a fully masked row yields a uniform softmax instead of Na
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
     """Softmax over ``dim`` with ``mask`` (broadcastable, True = keep); masked entries get 0."""
-    if mask is None:
+    # A mask without a masked entry changes nothing (checked on CPU only: on a GPU the check
+    # would wait for the device).
+    if mask is None or (mask.device.type == "cpu" and bool(mask.all())):
         return torch.softmax(logits, dim=dim)
     logits = logits.masked_fill(~mask, NEG)
     return torch.softmax(logits, dim=dim) * mask

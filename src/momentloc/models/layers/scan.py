@@ -46,11 +46,10 @@ class GRUScan(torch.autograd.Function):
         for t in range(steps):
             torch.baddbmm(bias, hs[t], wt, out=gh)
             a = acts[t]
-            rz, n = a[..., :2 * hid], a[..., 2 * hid:]
-            torch.add(gi[t, ..., :2 * hid], gh[..., :2 * hid], out=rz).sigmoid_()
+            torch.add(gi[t, ..., :2 * hid], gh[..., :2 * hid], out=a[..., :2 * hid]).sigmoid_()
             ghn[t].copy_(gh[..., 2 * hid:])
-            torch.mul(a[..., :hid], ghn[t], out=n).add_(gi[t, ..., 2 * hid:]).tanh_()
-            torch.sub(hs[t], n, out=hs[t + 1]).mul_(a[..., hid:2 * hid]).add_(n)
+            n = torch.addcmul(gi[t, ..., 2 * hid:], a[..., :hid], ghn[t], out=a[..., 2 * hid:])
+            torch.lerp(n.tanh_(), hs[t], a[..., hid:2 * hid], out=hs[t + 1])   # n + z (h - n)
         ctx.save_for_backward(w_hh, hs, acts, ghn)
         return hs[1:]
 
@@ -59,27 +58,28 @@ class GRUScan(torch.autograd.Function):
         w_hh, hs, acts, ghn = ctx.saved_tensors
         steps, dirs, bsz, gates = acts.shape
         hid = gates // 3
-        r, z, n = acts[..., :hid], acts[..., hid:2 * hid], acts[..., 2 * hid:]
-        # per-step factors, vectorized over all steps before the loop
-        dn_fac = (1 - z) * (1 - n * n)                  # dL/d(n pre-act) = dh * dn_fac
-        dz_fac = (hs[:-1] - n) * z * (1 - z)            # dL/d(z pre-act) = dh * dz_fac
-        dr_fac = ghn * r * (1 - r)                      # dL/d(r pre-act) = dn_pre * dr_fac
-        d_gi = acts.new_empty(steps, dirs, bsz, gates)
-        d_gh = acts.new_empty(steps, dirs, bsz, gates)
-        dh = grad_out.new_zeros(dirs, bsz, hid)
-        grad_out = grad_out.contiguous()
+        r, z, n = acts.split(hid, dim=-1)
+        # Per-step factors, vectorized over all steps before the loop. With dh the gradient
+        # reaching h_t: the pre-activation gradients are dz = dh * z_fac, dn = dh * n_fac,
+        # dr = dh * r_fac, and W_hn h + b_hn gets dn * r.
+        n_fac = (1 - z) * (1 - n * n)
+        zn_fac = torch.stack([(hs[:-1] - n) * z * (1 - z), n_fac * r], dim=-2)  # (T, D, B, 2, H)
+        r_fac = n_fac * ghn * r * (1 - r)
+        d_gh = acts.new_empty(steps, dirs, bsz, gates)              # of W_h h + b_h
+        dh_all = acts.new_empty(steps, dirs, bsz, hid)
+        carry = grad_out.new_zeros(dirs, bsz, hid)
         for t in range(steps - 1, -1, -1):
-            dh.add_(grad_out[t])
-            g, gh = d_gi[t], d_gh[t]
-            dn = torch.mul(dh, dn_fac[t], out=g[..., 2 * hid:])
-            torch.mul(dh, dz_fac[t], out=g[..., hid:2 * hid])
-            torch.mul(dn, dr_fac[t], out=g[..., :hid])
-            gh[..., :2 * hid].copy_(g[..., :2 * hid])
-            torch.mul(dn, r[t], out=gh[..., 2 * hid:])
-            dh = torch.baddbmm(dh.mul_(z[t]), gh, w_hh)
-        flat = d_gh.permute(1, 3, 0, 2).reshape(dirs, gates, steps * bsz)
-        prev = hs[:-1].permute(1, 0, 2, 3).reshape(dirs, steps * bsz, hid)
-        d_w = torch.bmm(flat, prev) if ctx.needs_input_grad[1] else None
-        d_b = d_gh.sum((0, 2)) if ctx.needs_input_grad[2] else None
+            dh = torch.add(grad_out[t], carry, out=dh_all[t])
+            g = d_gh[t]
+            torch.mul(dh.unsqueeze(-2), zn_fac[t], out=g[..., hid:].unflatten(-1, (2, hid)))
+            torch.mul(dh, r_fac[t], out=g[..., :hid])
+            carry = torch.mul(dh, z[t]).baddbmm_(g, w_hh)
+        d_gi = torch.cat([d_gh[..., :2 * hid], dh_all * n_fac], dim=-1)
+        flat = d_gh.transpose(0, 1).reshape(dirs, steps * bsz, gates)
+        d_w = d_b = None
+        if ctx.needs_input_grad[1]:
+            prev = hs[:-1].transpose(0, 1).reshape(dirs, steps * bsz, hid)
+            d_w = torch.bmm(flat.transpose(1, 2), prev)
+        if ctx.needs_input_grad[2]:
+            d_b = flat.sum(1)
         return d_gi, d_w, d_b
-
