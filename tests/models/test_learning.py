@@ -47,27 +47,27 @@ def test_fian(synth_card, tmp_path):
 
 def test_cimha(synth_card, tmp_path):
     got, prior = _train("cimha", synth_card("charades", "tiny"), tmp_path / "run")
-    # R1@0.5 varies with the seed on 100 test queries (seeds 0-4: 0.21, 0.31, 0.25, 0.24, 0.28
-    # against the prior's 0.18); R1 averaged over IoU 0.5 and 0.7 is steadier (+0.035, +0.14,
-    # +0.065, +0.06, +0.115 over the prior). The test runs seed 0.
+    # R1@0.5 varies with the seed on 100 test queries (seeds 0-5: 0.26, 0.26, 0.28, 0.42, 0.23,
+    # 0.29 against the prior's 0.18); R1 averaged over IoU 0.5 and 0.7 is steadier (+0.09,
+    # +0.08, +0.09, +0.19, +0.06, +0.115 over the prior). The test runs seed 0.
     keys = ("R1@0.5", "R1@0.7")
-    assert _mean(got, keys) >= _mean(prior, keys) + 0.025, (got, prior)
+    assert _mean(got, keys) >= _mean(prior, keys) + 0.04, (got, prior)
     assert got["R1@0.5"] > prior["R1@0.5"], (got, prior)
 
 
 def test_cma(synth_card, tmp_path):
     got, prior = _train("cma", synth_card("charades", "tiny"), tmp_path / "run")
-    # seeds 0-2: R1@0.5 0.25-0.30 (prior 0.18) and mIoU 0.28-0.31 (prior 0.20); the
+    # seeds 0-5: R1@0.5 0.19-0.28 (prior 0.18) and mIoU 0.255-0.299 (prior 0.199); the
     # regression model's mean IoU is the steadier signal.
-    assert got["R1@0.5"] >= prior["R1@0.5"] + 0.05, (got, prior)
-    assert got["mIoU"] >= prior["mIoU"] + 0.05, (got, prior)
+    assert got["R1@0.5"] > prior["R1@0.5"], (got, prior)
+    assert got["mIoU"] >= prior["mIoU"] + 0.04, (got, prior)
 
 
 def test_lgn(synth_card, tmp_path):
     # 10 epochs (about 45 s of CPU): a 2-D map model is slow to leave the prior on 300
-    # queries. Its R1@0.5 is still at the prior's level there (seeds 0-4: 0.14, 0.14, 0.15,
-    # 0.12, 0.19 against 0.18; 15 epochs do not change that), while mIoU, far less noisy,
-    # clears the prior's 0.199 on every seed (0.289, 0.239, 0.290, 0.272, 0.273).
+    # queries. Its R1@0.5 is still at the prior's level there (seeds 0-4: 0.23, 0.14, 0.18,
+    # 0.13, 0.15 against 0.18; 15 epochs do not change that), while mIoU, far less noisy,
+    # clears the prior's 0.199 on every seed (0.302, 0.270, 0.302, 0.256, 0.259).
     got, prior = _train("lgn", synth_card("charades", "tiny"), tmp_path / "run",
                         "train.epochs=10")
     assert got["mIoU"] >= prior["mIoU"] + 0.03, (got, prior)

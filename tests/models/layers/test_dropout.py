@@ -7,14 +7,20 @@ from torch import nn
 from momentloc.models.layers.dropout import Dropout, dropout
 
 
+def keep_probability(p: float) -> float:
+    """p acts at a resolution of 2^-16."""
+    return 1 - round(p * 65536) / 65536
+
+
 def test_dropout_keeps_each_element_with_probability_1_minus_p_and_scales():
     torch.manual_seed(0)
     x = torch.full((400, 500), 2.0)
+    assert abs(keep_probability(0.1) - 0.9) < 1e-5
     for p in (0.1, 0.5, 0.75):
         y = dropout(x, p)
         kept = y != 0
-        # kept values are scaled by 1 / (1 - p), dropped ones are exactly zero
-        torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 / (1 - p)))
+        # kept values are scaled by 1 / P(keep), dropped ones are exactly zero
+        torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0 / keep_probability(p)))
         rate = kept.double().mean().item()
         assert abs(rate - (1 - p)) < 4 * ((p * (1 - p)) / x.numel()) ** 0.5 + 1e-9
         assert abs(y.mean().item() - 2.0) < 0.02               # unbiased
@@ -25,7 +31,7 @@ def test_dropout_gradient_is_the_forward_mask():
     x = torch.randn(50, 40, requires_grad=True)
     y = dropout(x, 0.3)
     (g,) = torch.autograd.grad((y * 3).sum(), x)
-    scale = 1 / 0.7
+    scale = 1 / keep_probability(0.3)
     kept = y != 0
     torch.testing.assert_close(g[kept], torch.full_like(g[kept], 3 * scale))
     assert torch.equal(g[~kept], torch.zeros_like(g[~kept]))
@@ -41,8 +47,13 @@ def test_dropout_follows_the_global_seed_and_is_identity_outside_training():
     assert dropout(x, 0.5, training=False) is x
     assert dropout(x, 0.0) is x
     assert torch.equal(dropout(x, 1.0), torch.zeros_like(x))
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        dropout(x, -0.1)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            dropout(x, bad)
+    # odd sizes and non-contiguous inputs
+    odd = torch.randn(7, 5).t()
+    y = dropout(odd, 0.5)
+    assert y.shape == (5, 7) and torch.equal(y[y != 0], odd[y != 0] / keep_probability(0.5))
 
 
 def test_dropout_module_is_an_nn_dropout_with_the_same_behaviour():

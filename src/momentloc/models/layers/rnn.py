@@ -95,19 +95,19 @@ class RNNEncoder(nn.Module):
             sfx = [f"_l{layer}", f"_l{layer}_reverse"][:dirs]
             w_ih = torch.cat([getattr(rnn, "weight_ih" + s) for s in sfx])
             w_hh = torch.stack([getattr(rnn, "weight_hh" + s) for s in sfx])
-            b_ih = b_hh = None
-            if rnn.bias:
-                b_ih = torch.cat([getattr(rnn, "bias_ih" + s) for s in sfx])
+            b_ih, b_hn = None, w_hh.new_zeros(dirs, hid)
+            if rnn.bias:         # the r and z gates' recurrent biases join the input's
                 b_hh = torch.stack([getattr(rnn, "bias_hh" + s) for s in sfx])
-            if b_hh is None:
-                b_hh = w_hh.new_zeros(w_hh.shape[:2])
-            gi = F.linear(inp, w_ih, b_ih).view(bsz, t, dirs, w_hh.shape[1])
+                b_ih = torch.cat([getattr(rnn, "bias_ih" + s) for s in sfx]) + torch.cat(
+                    [b_hh[:, :2 * hid], torch.zeros_like(b_hh[:, 2 * hid:])], 1).reshape(-1)
+                b_hn = b_hh[:, 2 * hid:]
+            gi = F.linear(inp, w_ih, b_ih).view(bsz, t, dirs, 3, hid)
             if order is not None:
-                gi = gi.gather(1, order.expand_as(gi))
-            gi = gi.permute(1, 2, 0, 3)                                    # (T, D, B, G)
+                gi = gi.gather(1, order[..., None].expand_as(gi))
+            gi = gi.permute(3, 1, 2, 0, 4)                                 # (3, T, D, B, H)
             if dirs == 2 and order is None:            # no padding: a flip reverses in time
-                gi = torch.stack([gi[:, 0], gi[:, 1].flip(0)], 1)
-            hs = GRUScan.apply(gi.contiguous(), w_hh, b_hh)               # (T, D, B, H)
+                gi = torch.stack([gi[:, :, 0], gi[:, :, 1].flip(1)], 2)
+            hs = GRUScan.apply(gi.contiguous(), w_hh, b_hn)               # (T, D, B, H)
             if dirs == 2 and order is None:
                 inp = torch.cat([hs[:, 0].transpose(0, 1), hs[:, 1].flip(0).transpose(0, 1)], -1)
             else:

@@ -6,14 +6,16 @@ here runs the same recurrence with every direction of a layer in one loop:
 
 - the input projections of all steps and directions are computed before the loop, in one
   matrix product (by the caller, so autograd differentiates it as usual);
-- each step is one batched matrix product over the directions plus a handful of in-place
-  elementwise kernels writing into buffers allocated once per call;
+- each step is three batched matrix products over the directions (one per gate) and five
+  elementwise kernels, every operand contiguous (on strided slices each small kernel costs
+  several times more) and written into buffers allocated once per call;
 - the backward pass is one loop of the same size, and the recurrent weights' gradient is one
-  matrix product over all steps afterwards, not one per step.
+  matrix product per gate over all steps afterwards, not one per step.
 
-Shapes are time-major: ``gi (T, D, B, 3H)`` (steps, directions, batch, gates), recurrent
-weights ``(D, 3H, H)``; the result is every hidden state ``(T, D, B, H)``. The initial state is
-zero. Each direction's sequence is given in the order it is read (a backward direction's
+Shapes: input projections ``gi (3, T, D, B, H)`` (gates r, z, n; steps, directions, batch,
+units), with the recurrent biases of r and z already added (they only add to the input's);
+recurrent weights ``(D, 3H, H)`` and the n gate's recurrent bias ``(D, H)``; the result is every
+hidden state ``(T, D, B, H)``. The initial state is zero. Each direction's sequence is given in the order it is read (a backward direction's
 inputs are already reversed), so padding must trail: steps after a sequence's end compute
 states that only reach later, padded steps, and a zero gradient at those steps keeps them out
 of every gradient. Gates and formulas are ``nn.GRU``'s (r, z, n, the reset gate applied to
@@ -29,57 +31,58 @@ import torch
 
 
 class GRUScan(torch.autograd.Function):
-    """``h_t = (1 - z) * n + z * h_{t-1}`` with ``r, z = sigmoid(gi_rz + W_h{r,z} h + b_h{r,z})``
-    and ``n = tanh(gi_n + r * (W_hn h + b_hn))``; ``gi`` holds ``W_i x + b_i``."""
+    """``h_t = (1 - z) * n + z * h_{t-1}`` with ``r = sigmoid(gi_r + W_hr h)``, ``z`` likewise
+    and ``n = tanh(gi_n + r * (W_hn h + b_hn))``."""
 
     @staticmethod
-    def forward(ctx, gi: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
-        steps, dirs, bsz, gates = gi.shape
-        hid = gates // 3
-        wt = w_hh.transpose(1, 2)                                   # (D, H, 3H)
-        bias = b_hh.unsqueeze(1).expand(dirs, bsz, gates)
+    def forward(ctx, gi: torch.Tensor, w_hh: torch.Tensor, b_hn: torch.Tensor) -> torch.Tensor:
+        _, steps, dirs, bsz, hid = gi.shape
+        # (D, H, H) transposed weights of each gate, contiguous
+        w_r, w_z, w_n = (w.transpose(1, 2).contiguous() for w in w_hh.split(hid, dim=1))
+        bias_n = b_hn.unsqueeze(1).expand(dirs, bsz, hid)
         hs = gi.new_empty(steps + 1, dirs, bsz, hid)
         hs[0].zero_()
-        acts = gi.new_empty(steps, dirs, bsz, gates)                # r, z, n after activation
-        ghn = gi.new_empty(steps, dirs, bsz, hid)                   # W_hn h + b_hn
-        gh = gi.new_empty(dirs, bsz, gates)
+        r, z, n, ghn = gi.new_empty(4, steps, dirs, bsz, hid)      # gates; W_hn h + b_hn
+        gi_r, gi_z, gi_n = gi
         for t in range(steps):
-            torch.baddbmm(bias, hs[t], wt, out=gh)
-            a = acts[t]
-            torch.add(gi[t, ..., :2 * hid], gh[..., :2 * hid], out=a[..., :2 * hid]).sigmoid_()
-            ghn[t].copy_(gh[..., 2 * hid:])
-            n = torch.addcmul(gi[t, ..., 2 * hid:], a[..., :hid], ghn[t], out=a[..., 2 * hid:])
-            torch.lerp(n.tanh_(), hs[t], a[..., hid:2 * hid], out=hs[t + 1])   # n + z (h - n)
-        ctx.save_for_backward(w_hh, hs, acts, ghn)
+            h = hs[t]
+            torch.baddbmm(gi_r[t], h, w_r, out=r[t]).sigmoid_()
+            torch.baddbmm(gi_z[t], h, w_z, out=z[t]).sigmoid_()
+            torch.baddbmm(bias_n, h, w_n, out=ghn[t])
+            torch.addcmul(gi_n[t], r[t], ghn[t], out=n[t]).tanh_()
+            torch.lerp(n[t], h, z[t], out=hs[t + 1])                # n + z (h - n)
+        ctx.save_for_backward(w_hh, hs, r, z, n, ghn)
         return hs[1:]
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
-        w_hh, hs, acts, ghn = ctx.saved_tensors
-        steps, dirs, bsz, gates = acts.shape
-        hid = gates // 3
-        r, z, n = acts.split(hid, dim=-1)
+        w_hh, hs, r, z, n, ghn = ctx.saved_tensors
+        steps, dirs, bsz, hid = r.shape
+        w_r, w_z, w_n = (w.contiguous() for w in w_hh.split(hid, dim=1))
+        grad_out = grad_out.contiguous()
         # Per-step factors, vectorized over all steps before the loop. With dh the gradient
-        # reaching h_t: the pre-activation gradients are dz = dh * z_fac, dn = dh * n_fac,
-        # dr = dh * r_fac, and W_hn h + b_hn gets dn * r.
+        # reaching h_t, the pre-activation gradients are dz = dh * z_fac, dn = dh * n_fac,
+        # dr = dh * r_fac, and W_hn h + b_hn gets dh * nr_fac.
         n_fac = (1 - z) * (1 - n * n)
-        zn_fac = torch.stack([(hs[:-1] - n) * z * (1 - z), n_fac * r], dim=-2)  # (T, D, B, 2, H)
-        r_fac = n_fac * ghn * r * (1 - r)
-        d_gh = acts.new_empty(steps, dirs, bsz, gates)              # of W_h h + b_h
-        dh_all = acts.new_empty(steps, dirs, bsz, hid)
+        z_fac = (hs[:-1] - n) * z * (1 - z)
+        nr_fac = n_fac * r
+        r_fac = nr_fac * ghn * (1 - r)
+        dh_all, d_r, d_z, d_ghn = grad_out.new_empty(4, steps, dirs, bsz, hid)
         carry = grad_out.new_zeros(dirs, bsz, hid)
         for t in range(steps - 1, -1, -1):
             dh = torch.add(grad_out[t], carry, out=dh_all[t])
-            g = d_gh[t]
-            torch.mul(dh.unsqueeze(-2), zn_fac[t], out=g[..., hid:].unflatten(-1, (2, hid)))
-            torch.mul(dh, r_fac[t], out=g[..., :hid])
-            carry = torch.mul(dh, z[t]).baddbmm_(g, w_hh)
-        d_gi = torch.cat([d_gh[..., :2 * hid], dh_all * n_fac], dim=-1)
-        flat = d_gh.transpose(0, 1).reshape(dirs, steps * bsz, gates)
+            torch.mul(dh, r_fac[t], out=d_r[t])
+            torch.mul(dh, z_fac[t], out=d_z[t])
+            torch.mul(dh, nr_fac[t], out=d_ghn[t])
+            carry = torch.mul(dh, z[t]).baddbmm_(d_r[t], w_r).baddbmm_(d_z[t], w_z).baddbmm_(
+                d_ghn[t], w_n)
+        d_gi = torch.stack([d_r, d_z, dh_all.mul_(n_fac)])
+        # (D, T * B, H) blocks: the weight gradients over all steps at once
+        flat = [g.transpose(0, 1).reshape(dirs, steps * bsz, hid) for g in (d_r, d_z, d_ghn)]
         d_w = d_b = None
         if ctx.needs_input_grad[1]:
             prev = hs[:-1].transpose(0, 1).reshape(dirs, steps * bsz, hid)
-            d_w = torch.bmm(flat.transpose(1, 2), prev)
+            d_w = torch.cat([torch.bmm(g.transpose(1, 2), prev) for g in flat], dim=1)
         if ctx.needs_input_grad[2]:
-            d_b = flat.sum(1)
+            d_b = flat[2].sum(1)
         return d_gi, d_w, d_b
