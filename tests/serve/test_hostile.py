@@ -307,3 +307,20 @@ def test_uploads_are_bounded_and_checked(strict, service, shapes_run):
     for bad in ["upload:../" + video.name, "upload:", "upload:sub/up.mp4"]:
         assert status_of(exchange(port, request(port, path="/videos/" + bad))) == 404
     assert answers_normally(port)
+
+
+def test_drain_waits_for_open_connections(service):
+    """After serve_forever returns, drain() waits for the connections still being served."""
+    srv = start(service, max_connections=4, timeout=5.0)
+    port = port_of(srv)
+    assert answers_normally(port)
+    with connect(port) as s:
+        s.sendall(b"GET /api/vid")               # half a request line: its handler waits
+        time.sleep(0.2)
+        srv.shutdown()
+        t0 = time.monotonic()
+        assert srv.drain(0.3) is False           # still served
+        assert time.monotonic() - t0 < 2.0
+    assert srv.drain(CLIENT_TIMEOUT) is True     # the client left: its handler ended
+    srv.server_close()
+    assert srv.drain(0.0) is True                # nothing open: no wait

@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        if not server.drain(args.timeout):
+            log.warning("stopping with connections still open after %g s", args.timeout)
         service.close()
     return 0
 

@@ -454,6 +454,7 @@ class MomentServer(ThreadingHTTPServer):
         self.service = service
         self.timeout_s = float(timeout)
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._max_connections = max_connections
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), type("MomentHandler", (Handler,), {}))
         self._names, self._any_ip = self._allowed(host, allowed_hosts)
@@ -496,6 +497,21 @@ class MomentServer(ThreadingHTTPServer):
             self._slots.release()
             self.shutdown_request(request)
             raise
+
+    def drain(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for the connections being served to end (call it
+        after ``serve_forever`` has returned); True when none is left. A process that exits
+        with handler threads still running can abort in the interpreter's shutdown."""
+        deadline, held = time.monotonic() + timeout, 0
+        try:
+            while held < self._max_connections:
+                if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                held += 1
+        finally:
+            for _ in range(held):
+                self._slots.release()
+        return held == self._max_connections
 
     def process_request_thread(self, request, client_address):
         try:
