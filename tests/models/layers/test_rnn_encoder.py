@@ -88,3 +88,27 @@ def test_per_direction_path_equals_packed(cell):
     out, last = enc._by_direction(x, mask.sum(1))
     ref_out, ref_last = packed_reference(enc, x, mask)
     assert torch.allclose(out, ref_out, atol=1e-6) and torch.allclose(last, ref_last, atol=1e-6)
+
+
+def test_gru_under_cpu_autocast_takes_torch_kernels(monkeypatch):
+    """Under CPU autocast a GRU runs PyTorch's kernels (which autocast handles), not the scan."""
+    import momentloc.models.layers.rnn as rnn_module
+
+    torch.manual_seed(4)
+    enc = RNNEncoder(5, 8, cell="gru")
+    x = torch.randn(3, 6, 5)
+    mask = torch.arange(6)[None] < torch.tensor([6, 4, 2])[:, None]
+    ref_out, ref_last = enc(x, mask)                      # the scan
+
+    class NoScan:
+        @staticmethod
+        def apply(*args):
+            raise AssertionError("the scan ran under autocast")
+
+    monkeypatch.setattr(rnn_module, "GRUScan", NoScan)
+    with pytest.raises(AssertionError, match="the scan ran"):
+        enc(x, mask)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, last = enc(x, mask)
+    assert torch.allclose(out.float(), ref_out, atol=0.05)
+    assert torch.allclose(last.float(), ref_last, atol=0.05)

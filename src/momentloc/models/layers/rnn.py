@@ -21,11 +21,13 @@ class RNNEncoder(nn.Module):
     ``output_dim // 2`` units (common spec B3). The mask marks a prefix of each sequence
     (padding at the end).
 
-    The sequence goes through PyTorch's fused RNN (input projections of all steps in one
-    matrix product) with the result of packing, which on CPU runs step by step without it:
-    with no padding in the batch, both directions in one call; a unidirectional RNN with
-    padding in one call too (padding at the end cannot reach earlier steps; the last state is
-    read at each last real step); a bidirectional RNN over a padded batch one direction at a
+    On CPU a GRU runs through :class:`~momentloc.models.layers.scan.GRUScan` (input
+    projections of all steps and directions in one matrix product, both directions in one
+    loop, a hand-written backward). An LSTM, and a GRU on GPU or under CPU autocast, goes
+    through PyTorch's fused RNN with the result of packing, which on CPU runs step by step
+    without it: with no padding in the batch, both directions in one call; a unidirectional RNN
+    with padding in one call too (padding at the end cannot reach earlier steps; the last state
+    is read at each last real step); a bidirectional RNN over a padded batch one direction at a
     time, the backward one over every sequence reversed within its own length, so that it
     starts at its own last real step. On GPUs a padded bidirectional batch is packed: cuDNN
     runs packed sequences natively.
@@ -52,7 +54,7 @@ class RNNEncoder(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         bsz, t, _ = x.shape
         lengths = None if mask is None else mask.sum(1).clamp_min(1)
-        if self.cell == "gru" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+        if self.cell == "gru" and x.device.type == "cpu" and not _cpu_autocast():
             return self._scan(x, lengths)
         if lengths is None or bool((lengths == t).all()):       # no padding: one fused call
             out, state = self.rnn(x)
@@ -161,3 +163,11 @@ class RNNEncoder(nn.Module):
         if self.bidirectional:
             return torch.cat([h[-2], h[-1]], dim=-1)                 # fwd at last, bwd at first
         return h[-1]
+
+
+def _cpu_autocast() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled`` takes a device from 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:
+        return torch.is_autocast_cpu_enabled()
