@@ -15,13 +15,13 @@ here runs the same recurrence with every direction of a layer in one loop:
 Shapes: input projections ``gi (3, T, D, B, H)`` (gates r, z, n; steps, directions, batch,
 units), with the recurrent biases of r and z already added (they only add to the input's);
 recurrent weights ``(D, 3H, H)`` and the n gate's recurrent bias ``(D, H)``; the result is every
-hidden state ``(T, D, B, H)``. The initial state is zero. Each direction's sequence is given in the order it is read (a backward direction's
-inputs are already reversed), so padding must trail: steps after a sequence's end compute
-states that only reach later, padded steps, and a zero gradient at those steps keeps them out
-of every gradient. Gates and formulas are ``nn.GRU``'s (r, z, n, the reset gate applied to
+hidden state ``(T, D, B, H)``. The initial state is zero. Each direction's sequence is given in
+the order it is read (a backward direction's inputs are already reversed), so padding must
+trail: steps after a sequence's end compute states that only reach later, padded steps, and a
+zero gradient at those steps keeps them out of every gradient. Gates and formulas are ``nn.GRU``'s (r, z, n, the reset gate applied to
 ``W_hn h + b_hn``), so the results equal ``nn.GRU`` with the same weights to float round-off.
 
-LSTMs stay on PyTorch's oneDNN kernel: written the same way, an LSTM was slower than it
+LSTMs stay on PyTorch's oneDNN kernel: written the same way, an LSTM ran no faster than it
 (docs/speed.md).
 """
 
@@ -42,16 +42,18 @@ class GRUScan(torch.autograd.Function):
         bias_n = b_hn.unsqueeze(1).expand(dirs, bsz, hid)
         hs = gi.new_empty(steps + 1, dirs, bsz, hid)
         hs[0].zero_()
-        r, z, n, ghn = gi.new_empty(4, steps, dirs, bsz, hid)      # gates; W_hn h + b_hn
-        gi_r, gi_z, gi_n = gi
+        gates = gi.new_empty(4, steps, dirs, bsz, hid)             # r, z, n; W_hn h + b_hn
+        # per-step views made once (indexing inside the loop costs more than the small kernels)
+        gi_r, gi_z, gi_n = (g.unbind(0) for g in gi)
+        r, z, n, ghn = (g.unbind(0) for g in gates)
+        h = hs.unbind(0)
         for t in range(steps):
-            h = hs[t]
-            torch.baddbmm(gi_r[t], h, w_r, out=r[t]).sigmoid_()
-            torch.baddbmm(gi_z[t], h, w_z, out=z[t]).sigmoid_()
-            torch.baddbmm(bias_n, h, w_n, out=ghn[t])
+            torch.baddbmm(gi_r[t], h[t], w_r, out=r[t]).sigmoid_()
+            torch.baddbmm(gi_z[t], h[t], w_z, out=z[t]).sigmoid_()
+            torch.baddbmm(bias_n, h[t], w_n, out=ghn[t])
             torch.addcmul(gi_n[t], r[t], ghn[t], out=n[t]).tanh_()
-            torch.lerp(n[t], h, z[t], out=hs[t + 1])                # n + z (h - n)
-        ctx.save_for_backward(w_hh, hs, r, z, n, ghn)
+            torch.lerp(n[t], h[t], z[t], out=h[t + 1])              # n + z (h - n)
+        ctx.save_for_backward(w_hh, hs, *gates)
         return hs[1:]
 
     @staticmethod
@@ -69,13 +71,15 @@ class GRUScan(torch.autograd.Function):
         r_fac = nr_fac * ghn * (1 - r)
         dh_all, d_r, d_z, d_ghn = grad_out.new_empty(4, steps, dirs, bsz, hid)
         carry = grad_out.new_zeros(dirs, bsz, hid)
+        g_out, dh_t, dr_t, dz_t, dghn_t, rf, zf, nrf, z_t = (
+            x.unbind(0) for x in (grad_out, dh_all, d_r, d_z, d_ghn, r_fac, z_fac, nr_fac, z))
         for t in range(steps - 1, -1, -1):
-            dh = torch.add(grad_out[t], carry, out=dh_all[t])
-            torch.mul(dh, r_fac[t], out=d_r[t])
-            torch.mul(dh, z_fac[t], out=d_z[t])
-            torch.mul(dh, nr_fac[t], out=d_ghn[t])
-            carry = torch.mul(dh, z[t]).baddbmm_(d_r[t], w_r).baddbmm_(d_z[t], w_z).baddbmm_(
-                d_ghn[t], w_n)
+            dh = torch.add(g_out[t], carry, out=dh_t[t])
+            torch.mul(dh, rf[t], out=dr_t[t])
+            torch.mul(dh, zf[t], out=dz_t[t])
+            torch.mul(dh, nrf[t], out=dghn_t[t])
+            carry = torch.mul(dh, z_t[t]).baddbmm_(dr_t[t], w_r).baddbmm_(dz_t[t], w_z).baddbmm_(
+                dghn_t[t], w_n)
         d_gi = torch.stack([d_r, d_z, dh_all.mul_(n_fac)])
         # (D, T * B, H) blocks: the weight gradients over all steps at once
         flat = [g.transpose(0, 1).reshape(dirs, steps * bsz, hid) for g in (d_r, d_z, d_ghn)]
