@@ -18,8 +18,9 @@ recurrent weights ``(D, 3H, H)`` and the n gate's recurrent bias ``(D, H)``; the
 hidden state ``(T, D, B, H)``. The initial state is zero. Each direction's sequence is given in
 the order it is read (a backward direction's inputs are already reversed), so padding must
 trail: steps after a sequence's end compute states that only reach later, padded steps, and a
-zero gradient at those steps keeps them out of every gradient. Gates and formulas are ``nn.GRU``'s (r, z, n, the reset gate applied to
-``W_hn h + b_hn``), so the results equal ``nn.GRU`` with the same weights to float round-off.
+zero gradient at those steps keeps them out of every gradient. Gates and formulas are
+``nn.GRU``'s (r, z, n, the reset gate applied to ``W_hn h + b_hn``), so the results equal
+``nn.GRU`` with the same weights to float round-off.
 
 LSTMs stay on PyTorch's oneDNN kernel: written the same way, an LSTM ran no faster than it
 (docs/speed.md).
