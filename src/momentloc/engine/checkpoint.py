@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +64,39 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return state
 
 
+def state_mismatch(given: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor]
+                   ) -> tuple[str, list[str]] | None:
+    """The first way the tensors ``given`` do not fit ``expected`` (both name -> tensor):
+    ``("unexpected", [name])``, ``("shape", [name])`` or ``("missing", every missing name)``;
+    None when they fit."""
+    for name, tensor in given.items():
+        if name not in expected:
+            return "unexpected", [name]
+        if tuple(expected[name].shape) != tuple(tensor.shape):
+            return "shape", [name]
+    missing = [name for name in expected if name not in given]
+    return ("missing", missing) if missing else None
+
+
 def load_model_state(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: str | os.PathLike
                      ) -> None:
     """Load ``weights`` (a checkpoint's ``model``) into ``model``, or a CheckpointError naming
     ``path`` and the first tensor that is missing, unexpected or of another shape."""
     own = model.state_dict()
-    for name, tensor in weights.items():
-        if name not in own:
+    problem = state_mismatch(weights, own)
+    if problem is not None:
+        kind, names = problem
+        name = names[0]
+        if kind == "unexpected":
             raise CheckpointError(f"{path}: tensor {name!r} is not in the model: the checkpoint "
                                   f"was written by another model or configuration")
-        if tuple(own[name].shape) != tuple(tensor.shape):
-            raise CheckpointError(f"{path}: tensor {name!r} has shape {tuple(tensor.shape)} in the "
-                                  f"checkpoint but {tuple(own[name].shape)} in the model built from "
-                                  f"the config: the checkpoint was written with another configuration")
-    missing = [name for name in own if name not in weights]
-    if missing:
-        raise CheckpointError(f"{path}: tensor {missing[0]!r} of the model is missing from the "
-                              f"checkpoint ({len(missing)} missing)")
+        if kind == "shape":
+            raise CheckpointError(f"{path}: tensor {name!r} has shape "
+                                  f"{tuple(weights[name].shape)} in the checkpoint but "
+                                  f"{tuple(own[name].shape)} in the model built from the config: "
+                                  f"the checkpoint was written with another configuration")
+        raise CheckpointError(f"{path}: tensor {name!r} of the model is missing from the "
+                              f"checkpoint ({len(names)} missing)")
     model.load_state_dict(weights)
 
 

@@ -94,19 +94,22 @@ def check_shapes(converted: Mapping[str, torch.Tensor], expected: Mapping[str, t
         ConfigError: a tensor whose shape differs (naming the official and momentloc names and
             both shapes), a parameter the model lacks, or one the checkpoint lacks.
     """
-    for name, tensor in converted.items():
-        if name not in expected:
-            raise ConfigError(f"official tensor {origin.get(name, name)!r} (momentloc {name!r}) "
-                              f"has no place in the model built from the config")
-        want = tuple(expected[name].shape)
-        if tuple(tensor.shape) != want:
-            raise ConfigError(f"official tensor {origin.get(name, name)!r} has shape "
-                              f"{list(tensor.shape)}, the model built from the config expects "
-                              f"{list(want)} for {name!r}")
-    missing = [k for k in expected if k not in converted]
-    if missing:
-        raise ConfigError(f"the checkpoint has no tensor for {', '.join(missing[:5])}"
-                          f"{' ...' if len(missing) > 5 else ''} (momentloc names)")
+    from momentloc.engine.checkpoint import state_mismatch
+
+    problem = state_mismatch(converted, expected)
+    if problem is None:
+        return
+    kind, names = problem
+    name = names[0]
+    if kind == "unexpected":
+        raise ConfigError(f"official tensor {origin.get(name, name)!r} (momentloc {name!r}) "
+                          f"has no place in the model built from the config")
+    if kind == "shape":
+        raise ConfigError(f"official tensor {origin.get(name, name)!r} has shape "
+                          f"{list(converted[name].shape)}, the model built from the config "
+                          f"expects {list(expected[name].shape)} for {name!r}")
+    raise ConfigError(f"the checkpoint has no tensor for {', '.join(names[:5])}"
+                      f"{' ...' if len(names) > 5 else ''} (momentloc names)")
 
 
 def check_against_config(weights: Mapping[str, torch.Tensor], origin: Mapping[str, str],
