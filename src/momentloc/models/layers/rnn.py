@@ -61,10 +61,9 @@ class RNNEncoder(nn.Module):
             return out, self._last(state)
         if not self.bidirectional:                               # padding only trails
             out, _ = self.rnn(x)
-            idx = (lengths - 1).to(out.device)
-            last = out[torch.arange(bsz, device=out.device), idx]
-            keep = torch.arange(t, device=out.device)[None] < idx[:, None] + 1
-            return out * keep.unsqueeze(-1).to(out.dtype), last
+            lens = lengths.to(out.device)[:, None]
+            real = torch.arange(t, device=out.device)[None] < lens
+            return out * real.unsqueeze(-1).to(out.dtype), self._last_real(out, lens)
         if x.device.type == "cpu":
             return self._by_direction(x, lengths)
         # cuDNN runs packed sequences natively (and wants its weights in one flat buffer)
@@ -88,8 +87,7 @@ class RNNEncoder(nn.Module):
                 else lengths.to(x.device)[:, None])
         order = None
         if dirs == 2 and not full:                     # (B, T, D, 1): step read at each position
-            rev = torch.where(steps < lens, lens - 1 - steps, steps)
-            order = torch.stack([steps.expand(bsz, t), rev], -1)[..., None]
+            order = torch.stack([steps.expand(bsz, t), _reversal(lens, t)], -1)[..., None]
         inp = x
         for layer in range(rnn.num_layers):
             if layer and rnn.dropout and self.training:
@@ -100,8 +98,8 @@ class RNNEncoder(nn.Module):
             b_ih, b_hn = None, w_hh.new_zeros(dirs, hid)
             if rnn.bias:         # the r and z gates' recurrent biases join the input's
                 b_hh = torch.stack([getattr(rnn, "bias_hh" + s) for s in sfx])
-                b_ih = torch.cat([getattr(rnn, "bias_ih" + s) for s in sfx]) + torch.cat(
-                    [b_hh[:, :2 * hid], torch.zeros_like(b_hh[:, 2 * hid:])], 1).reshape(-1)
+                b_ih = (torch.cat([getattr(rnn, "bias_ih" + s) for s in sfx])
+                        + F.pad(b_hh[:, :2 * hid], (0, hid)).reshape(-1))
                 b_hn = b_hh[:, 2 * hid:]
             gi = F.linear(inp, w_ih, b_ih).view(bsz, t, dirs, 3, hid)
             if order is not None:
@@ -117,11 +115,7 @@ class RNNEncoder(nn.Module):
                 if order is not None:
                     out = out.gather(1, order.expand_as(out))
                 inp = out.reshape(bsz, t, dirs * hid)
-        idx = lens[:, 0] - 1
-        rows = torch.arange(bsz, device=x.device)
-        last = inp[rows, idx, :hid]
-        if dirs == 2:
-            last = torch.cat([last, inp[:, 0, hid:]], -1)
+        last = self._last_real(inp, lens)
         if full:
             return inp, last
         return inp * (steps < lens).unsqueeze(-1).to(inp.dtype), last
@@ -132,10 +126,9 @@ class RNNEncoder(nn.Module):
         one fused call: the backward direction reads each sequence reversed within its length
         (a permutation that is its own inverse), so padding trails in both directions."""
         rnn, (bsz, t, _) = self.rnn, x.shape
-        steps = torch.arange(t, device=x.device)[None]
         lengths = lengths.to(x.device)[:, None]
-        real = steps < lengths                                            # (B, T)
-        rev = torch.where(real, lengths - 1 - steps, steps)[..., None]    # (B, T, 1)
+        real = torch.arange(t, device=x.device)[None] < lengths          # (B, T)
+        rev = _reversal(lengths, t)[..., None]                            # (B, T, 1)
         weights = rnn._flat_weights
         per_dir = len(weights) // (2 * rnn.num_layers)
         fn = torch._VF.gru if self.cell == "gru" else torch._VF.lstm
@@ -154,9 +147,14 @@ class RNNEncoder(nn.Module):
                 outs.append(out if direction == 0 else out.gather(1, rev.expand_as(out)))
             inp = torch.cat(outs, -1)
         out = inp * real.unsqueeze(-1).to(inp.dtype)
-        fwd, bwd = out.split(rnn.hidden_size, dim=-1)
-        last = torch.cat([fwd[torch.arange(bsz, device=x.device), lengths[:, 0] - 1], bwd[:, 0]], -1)
-        return out, last
+        return out, self._last_real(out, lengths)
+
+    def _last_real(self, out: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``last`` from the outputs ``(B, T, D * H)``: the forward state at each last real
+        step (``lengths`` ``(B, 1)``), then the backward state at the first step."""
+        hid = self.rnn.hidden_size
+        last = out[torch.arange(out.shape[0], device=out.device), lengths[:, 0] - 1, :hid]
+        return torch.cat([last, out[:, 0, hid:]], -1) if self.bidirectional else last
 
     def _last(self, state) -> torch.Tensor:
         h = state[0] if isinstance(state, tuple) else state          # (layers*dirs, B, H)
@@ -171,3 +169,10 @@ def _cpu_autocast() -> bool:
         return torch.is_autocast_enabled("cpu")
     except TypeError:
         return torch.is_autocast_cpu_enabled()
+
+
+def _reversal(lengths: torch.Tensor, t: int) -> torch.Tensor:
+    """``(B, T)``: the step each position reads when every sequence is reversed within its
+    length (``lengths`` ``(B, 1)``); padded positions stay. The permutation is its own inverse."""
+    steps = torch.arange(t, device=lengths.device)[None]
+    return torch.where(steps < lengths, lengths - 1 - steps, steps)
