@@ -70,7 +70,9 @@ class GRUScan(torch.autograd.Function):
         z_fac = (hs[:-1] - n) * z * (1 - z)
         nr_fac = n_fac * r
         r_fac = nr_fac * ghn * (1 - r)
-        dh_all, d_r, d_z, d_ghn = grad_out.new_empty(4, steps, dirs, bsz, hid)
+        d_gi = grad_out.new_empty(3, steps, dirs, bsz, hid)       # of gi: r, z, n
+        d_r, d_z, dh_all = d_gi                                     # dh_all becomes n's below
+        d_ghn = grad_out.new_empty(steps, dirs, bsz, hid)
         carry = grad_out.new_zeros(dirs, bsz, hid)
         g_out, dh_t, dr_t, dz_t, dghn_t, rf, zf, nrf, z_t = (
             x.unbind(0) for x in (grad_out, dh_all, d_r, d_z, d_ghn, r_fac, z_fac, nr_fac, z))
@@ -81,7 +83,7 @@ class GRUScan(torch.autograd.Function):
             torch.mul(dh, nrf[t], out=dghn_t[t])
             carry = torch.mul(dh, z_t[t]).baddbmm_(dr_t[t], w_r).baddbmm_(dz_t[t], w_z).baddbmm_(
                 dghn_t[t], w_n)
-        d_gi = torch.stack([d_r, d_z, dh_all.mul_(n_fac)])
+        dh_all.mul_(n_fac)
         # (D, T * B, H) blocks: the weight gradients over all steps at once
         flat = [g.transpose(0, 1).reshape(dirs, steps * bsz, hid) for g in (d_r, d_z, d_ghn)]
         d_w = d_b = None
